@@ -223,9 +223,7 @@ def advance(
             # Ids already taken at that second (from earlier pages) stay in ``seen``.
             second = rows[0].created_at
             keep = cursor.seen if second == cursor.created else ()
-            return Step(
-                (), Cursor(mode=Mode.UPDATED, created=second, seen=keep), mode_changed=True
-            )
+            return Step((), Cursor(mode=Mode.UPDATED, created=second, seen=keep), mode_changed=True)
         seen = set(cursor.seen)
         take = tuple(r.id for r in rows if r.id not in seen)
         if not full or not rows:

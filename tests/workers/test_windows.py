@@ -35,10 +35,7 @@ def _list(rows: list[Row], f: dict[str, str], page: int, size: int = 500) -> tup
             ("updatedAtGreaterThanOrEqual", r.updated_at, 1),
             ("updatedAtLessThanOrEqual", r.updated_at, -1),
         ]
-        for key, v, sign in checks:
-            if key in f and (v - int(f[key])) * sign < 0:
-                return False
-        return True
+        return all(key not in f or (v - int(f[key])) * sign >= 0 for key, v, sign in checks)
 
     key = "created_at" if f["orderBy"] == "+createdAt" else "updated_at"
     hits = sorted((r for r in rows if ok(r)), key=lambda r: (getattr(r, key), r.id))
@@ -117,9 +114,7 @@ def test_burst_second_larger_than_a_page_and_than_the_cap() -> None:
     rows = _rows(1_200, rng, span=1_000)
     # 12,000 entries in one createdAt second, updatedAt spread over 3,000 seconds.
     burst_at = 1_000_500
-    rows += [
-        Row(f"1_{i:08d}", burst_at, burst_at + rng.randrange(3_000)) for i in range(12_000)
-    ]
+    rows += [Row(f"1_{i:08d}", burst_at, burst_at + rng.randrange(3_000)) for i in range(12_000)]
     # 700 entries sharing one createdAt AND updatedAt second: pageIndex paging.
     rows += [Row(f"2_{i:08d}", burst_at, burst_at + 77) for i in range(700)]
     taken, _, errors, _ = _drain(rows, 1_000_000, 1_001_000)
