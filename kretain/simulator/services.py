@@ -1,0 +1,466 @@
+"""The simulated api_v3 services: KS checks, rate limits, injected API errors, dispatch.
+
+``Simulator.call(service, action, params, base_url)`` runs ONE API call (a
+plain request or one multirequest item) and returns its wire-shaped result or
+raises ``SimApiError``. Partner methods are blocking SQLite calls, so handlers
+run on a small thread pool and the event loop keeps streaming downloads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from kretain.simulator import ks as ksmod
+from kretain.simulator.apierrors import SimApiError
+from kretain.simulator.faults import Knobs, RateLimiter, Stats
+from kretain.simulator.partner import AssetKind, Partner
+
+log = logging.getLogger(__name__)
+
+DEFAULT_EXPIRY = 86_400
+MAX_EXPIRY = 86_400  # partner ksMaxExpiryInSeconds unset -> 86400
+# Privileges only the token itself may grant (kSessionUtils::retrieveAllowedAppSessionPrivileges).
+SERVER_PRIVILEGES = frozenset(
+    {
+        "disableentitlement",
+        "disableentitlementforentry",
+        "enableentitlement",
+        "privacycontext",
+        "setrole",
+        "iprestrict",
+        "urirestrict",
+        "actionslimit",
+        "sessionid",
+        "apptoken",
+    }
+)
+_HASHES = {"SHA1": "sha1", "MD5": "md5", "SHA256": "sha256", "SHA512": "sha512"}
+
+
+@dataclass(frozen=True)
+class ServeFile:
+    """A serve action's result: the server streams ``size`` bytes of ``seed``."""
+
+    kind: AssetKind
+    asset_id: str
+    size: int
+    seed: int
+    file_ext: str = ""
+
+
+@dataclass
+class Call:
+    service: str  # lower case
+    action: str  # lower case
+    params: dict[str, Any]
+    base_url: str
+    ks: ksmod.KsInfo | None = None
+    now: int = 0
+
+    def param(self, *names: str, required: bool = True) -> str:
+        for name in names:
+            value = self.params.get(name)
+            if isinstance(value, str) and value != "":
+                return value
+        if required:
+            raise SimApiError("MISSING_MANDATORY_PARAMETER", names[0])
+        return ""
+
+    def obj(self, name: str) -> dict[str, Any]:
+        value = self.params.get(name)
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def entitled(self) -> bool:
+        return self.ks is not None and "disableentitlement" in self.ks.privileges
+
+
+Handler = Callable[["Simulator", Call], Any]
+
+
+@dataclass(frozen=True)
+class Route:
+    handler: Handler
+    needs_ks: bool = True
+    mutating: bool = False
+    serve: bool = False
+    widget_ok: bool = False  # allowed with a widget session (view:*,widget:1)
+
+
+ASSET_SERVICES: dict[str, tuple[AssetKind, str, str, str]] = {
+    # service -> (kind, serve id param, wire service name in URLs, list response type)
+    "flavorasset": ("flavor", "flavorAssetId", "flavorAsset", "KalturaFlavorAssetListResponse"),
+    "caption_captionasset": (
+        "caption",
+        "captionAssetId",
+        "caption_captionAsset",
+        "KalturaCaptionAssetListResponse",
+    ),
+    "attachment_attachmentasset": (
+        "attachment",
+        "attachmentAssetId",
+        "attachment_attachmentAsset",
+        "KalturaAttachmentAssetListResponse",
+    ),
+    "thumbasset": ("thumb", "thumbAssetId", "thumbAsset", "KalturaThumbAssetListResponse"),
+}
+_NOT_READY = {
+    "flavor": "FLAVOR_ASSET_IS_NOT_READY",
+    "caption": "CAPTION_ASSET_IS_NOT_READY",
+    "attachment": "ATTACHMENT_ASSET_IS_NOT_READY",
+    "thumb": "THUMB_ASSET_IS_NOT_READY",
+}
+
+
+@dataclass
+class Simulator:
+    partner: Partner
+    knobs: Knobs
+    stats: Stats
+    mutations: list[dict[str, Any]]
+    executor: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(4, thread_name_prefix="sim-partner")
+    )
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+    revoked: set[str] = field(default_factory=set)
+    _ks_cache: dict[str, ksmod.KsInfo] = field(default_factory=dict)
+
+    # ---- KS ------------------------------------------------------------------
+    @property
+    def partner_id(self) -> int:
+        return self.partner.spec.partner_id
+
+    def sign(self, user_id: str, session_type: int, expiry: int, privileges: str) -> str:
+        lifetime = expiry if expiry > 0 else DEFAULT_EXPIRY
+        lifetime = min(lifetime, MAX_EXPIRY)
+        if self.knobs.ks_lifetime is not None:
+            lifetime = min(lifetime, self.knobs.ks_lifetime)
+        return ksmod.sign_ks_v2(
+            self.partner.spec.admin_secret,
+            self.partner_id,
+            user_id,
+            session_type,
+            int(time.time()) + lifetime,
+            privileges,
+        )
+
+    def check_ks(self, ks: str) -> ksmod.KsInfo:
+        info = self._ks_cache.get(ks)
+        try:
+            if info is None:
+                info = ksmod.parse_ks(ks, self.partner_id, [self.partner.spec.admin_secret])
+                if len(self._ks_cache) > 4096:
+                    self._ks_cache.clear()
+                self._ks_cache[ks] = info
+            ksmod.check_expiry(info)
+            if ks in self.revoked:
+                raise ksmod.KsError("LOGOUT")
+        except ksmod.KsError as exc:
+            # The message quirk: the reason name replaces the KS, except for a bad string.
+            shown = ks if exc.reason in ("INVALID_STR", "INVALID_PARTNER") else exc.reason
+            raise SimApiError("INVALID_KS", shown, "-1", "INVALID_STR") from exc
+        return info
+
+    # ---- one API call --------------------------------------------------------
+    async def call(self, service: str, action: str, params: dict[str, Any], base_url: str) -> Any:
+        service, action = service.lower(), action.lower()
+        key = f"{service}.{action}"
+        self.stats.calls[key] += 1
+        route = ROUTES.get(key)
+        if route is None:
+            if not any(k.startswith(service + ".") for k in ROUTES):
+                raise SimApiError("SERVICE_DOES_NOT_EXISTS", service)
+            raise SimApiError("ACTION_DOES_NOT_EXISTS", action, service)
+        call = Call(service, action, params, base_url)
+        try:
+            result = await self._run(route, call, key)
+        except SimApiError as exc:
+            if route.mutating:
+                self._log_mutation(call, exc.code)
+            raise
+        if route.mutating:
+            self._log_mutation(call, "ok")
+        return result
+
+    async def _run(self, route: Route, call: Call, key: str) -> Any:
+        ks = call.params.get("ks")
+        if route.needs_ks:
+            if not isinstance(ks, str) or not ks:
+                raise SimApiError("MISSING_KS")
+            call.ks = self.check_ks(ks)
+            if call.ks.privileges.get("widget") == "1" and not route.widget_ok:
+                raise SimApiError("SERVICE_FORBIDDEN", f"{call.service}->{call.action}")
+        call.now = self._now(call.ks)
+        rule = self.knobs.rate_limits.get(key)
+        if rule is not None and self.limiter.hit(key, int(rule[0]), float(rule[1])):
+            raise SimApiError("ACTION_BLOCKED", call.action, call.service)
+        failure = self.knobs.take_failure(key)
+        if failure is not None:
+            self.stats.faults["fail_next"] += 1
+            raise SimApiError(failure[0], *failure[1])
+        if not route.serve and self.knobs.draw_internal_error():
+            self.stats.faults["internal_error"] += 1
+            raise SimApiError("INTERNAL_SERVERL_ERROR")
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self.executor, route.handler, self, call)
+        except SimApiError:
+            raise
+        except Exception:
+            log.exception("simulator handler %s failed", key)
+            raise SimApiError("INTERNAL_SERVERL_ERROR") from None
+
+    def _now(self, info: ksmod.KsInfo | None) -> int:
+        if self.knobs.now is not None:
+            return int(self.knobs.now)
+        if info is not None and info.privileges.get("reftime", "").isdigit():
+            return int(info.privileges["reftime"])
+        return int(time.time())
+
+    def _log_mutation(self, call: Call, outcome: str) -> None:
+        ids = {
+            k: v
+            for k, v in call.params.items()
+            if isinstance(v, str) and k in ("entryId", "id", "flavorAssetId")
+        }
+        self.mutations.append(
+            {
+                "time": time.time(),
+                "service": call.service,
+                "action": call.action,
+                "id": ids.get("entryId") or ids.get("id") or ids.get("flavorAssetId"),
+                "params": ids,
+                "outcome": outcome,
+            }
+        )
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+# ---- handlers ----------------------------------------------------------------
+
+
+def _session_start(sim: Simulator, call: Call) -> str:
+    spec = sim.partner.spec
+    pid = call.param("partnerId", required=False)
+    secret = call.param("secret", required=False)
+    raw_type = call.param("type", required=False) or "0"
+    if raw_type not in ("0", "2"):
+        raise SimApiError("INVALID_ENUM_VALUE", raw_type, "type", "KalturaSessionType")
+    session_type = int(raw_type)
+    allowed = {spec.admin_secret} | ({spec.user_secret} if session_type == 0 else set())
+    if pid != str(spec.partner_id) or secret not in allowed:
+        raise SimApiError("START_SESSION_ERROR", pid)
+    expiry = _int(call.param("expiry", required=False), DEFAULT_EXPIRY)
+    return sim.sign(
+        call.param("userId", required=False),
+        session_type,
+        expiry,
+        call.param("privileges", required=False),
+    )
+
+
+def _start_widget_session(sim: Simulator, call: Call) -> dict[str, Any]:
+    widget = call.param("widgetId")
+    if widget != f"_{sim.partner_id}":
+        raise SimApiError("START_SESSION_ERROR", widget.lstrip("_"))
+    expiry = _int(call.param("expiry", required=False), DEFAULT_EXPIRY)
+    ks = sim.sign("0", 0, expiry, "view:*,widget:1")
+    return {
+        "partnerId": sim.partner_id,
+        "ks": ks,
+        "userId": "0",
+        "objectType": "KalturaStartWidgetSessionResponse",
+    }
+
+
+def _session_end(sim: Simulator, call: Call) -> None:
+    assert call.ks is not None
+    sim.revoked.add(call.ks.ks)
+
+
+def _apptoken_start(sim: Simulator, call: Call) -> dict[str, Any]:
+    assert call.ks is not None
+    token_id = call.param("id")
+    token = next((t for t in sim.partner.spec.app_tokens if t[0] == token_id), None)
+    if token is None:
+        raise SimApiError("APP_TOKEN_ID_NOT_FOUND", token_id)
+    _, secret, hash_type, token_type, token_privileges, status = token
+    if status != 2:
+        raise SimApiError("APP_TOKEN_NOT_ACTIVE", token_id)
+    algo = _HASHES.get((hash_type or "SHA1").upper(), "sha1")
+    expected = hashlib.new(algo, (call.ks.ks + secret).encode()).hexdigest()
+    if call.param("tokenHash", required=False).lower() != expected:
+        raise SimApiError("INVALID_APP_TOKEN_HASH")
+    if token_type is not None:
+        session_type = token_type
+    else:
+        raw = call.param("type", required=False) or "0"
+        if raw not in ("0", "2"):
+            raise SimApiError("INVALID_ENUM_VALUE", raw, "type", "KalturaSessionType")
+        session_type = int(raw)
+    granted = ksmod.parse_privileges(token_privileges or "")
+    requested = ksmod.parse_privileges(call.param("sessionPrivileges", required=False))
+    for name, value in requested.items():
+        # Server privileges only when the token already grants them with "*".
+        if name in SERVER_PRIVILEGES and granted.get(name) != "*":
+            continue
+        granted.setdefault(name, value)
+    granted["apptoken"] = token_id
+    privileges = ",".join(f"{k}:{v}" if v else k for k, v in granted.items())
+    user_id = call.param("userId", required=False)
+    expiry = _int(call.param("expiry", required=False), DEFAULT_EXPIRY)
+    ks = sim.sign(user_id, session_type, expiry, privileges)
+    info = ksmod.parse_ks(ks, sim.partner_id, [sim.partner.spec.admin_secret])
+    return {
+        "ks": ks,
+        "sessionType": session_type,
+        "partnerId": sim.partner_id,
+        "userId": user_id,
+        "expiry": info.expiry,
+        "privileges": privileges,
+        "objectType": "KalturaSessionInfo",
+    }
+
+
+def _ping(sim: Simulator, call: Call) -> bool:
+    return True
+
+
+def _entry_filter(call: Call) -> dict[str, Any]:
+    flt = dict(call.obj("filter"))
+    info = call.ks
+    # A user KS without list:* sees only its own entries.
+    if info is not None and not info.is_admin:
+        if info.privileges.get("list") != "*" and info.privileges.get("all") != "*":
+            flt["userIdEqual"] = info.user_id
+    return flt
+
+
+def _list_entries(service: str, response_type: str) -> Handler:
+    def handler(sim: Simulator, call: Call) -> dict[str, Any]:
+        objects, total = sim.partner.list_entries(
+            _entry_filter(call),
+            call.obj("pager"),
+            service=service,  # type: ignore[arg-type]
+            entitled=call.entitled,
+            now=call.now,
+        )
+        return {"objects": objects, "totalCount": total, "objectType": response_type}
+
+    return handler
+
+
+def _get_entry(sim: Simulator, call: Call) -> dict[str, Any]:
+    entry_id = call.param("entryId")
+    entry = sim.partner.get_entry(entry_id, entitled=call.entitled)
+    if call.service == "media" and entry.get("type") != 1:
+        raise SimApiError("ENTRY_ID_NOT_FOUND", entry_id)
+    return entry
+
+
+def _delete_entry(sim: Simulator, call: Call) -> None:
+    sim.partner.delete_entry(call.param("entryId"), media_only=call.service == "media")
+
+
+def _recycle(sim: Simulator, call: Call) -> dict[str, Any]:
+    return sim.partner.recycle_entry(call.param("entryId"))
+
+
+def _restore(sim: Simulator, call: Call) -> dict[str, Any]:
+    return sim.partner.restore_recycled_entry(call.param("entryId"))
+
+
+def _list_assets(sim: Simulator, call: Call) -> dict[str, Any]:
+    kind, _, _, response_type = ASSET_SERVICES[call.service]
+    objects, total = sim.partner.list_assets(kind, call.obj("filter"), call.obj("pager"))
+    return {"objects": objects, "totalCount": total, "objectType": response_type}
+
+
+def _get_asset(sim: Simulator, call: Call) -> dict[str, Any]:
+    kind, id_param, _, _ = ASSET_SERVICES[call.service]
+    return sim.partner.get_asset(kind, call.param("id", id_param))
+
+
+def _get_url(sim: Simulator, call: Call) -> str:
+    kind, id_param, wire_service, _ = ASSET_SERVICES[call.service]
+    asset_id = call.param("id", id_param)
+    asset = sim.partner.get_asset(kind, asset_id)
+    ready = (2, 9) if kind == "flavor" else (2,)
+    if _int(str(asset.get("status", "")), -99) not in ready:
+        raise SimApiError(_NOT_READY[kind], asset_id)
+    base = call.base_url.rstrip("/")
+    if kind != "flavor":
+        return f"{base}/api_v3/index.php/service/{wire_service}/action/serve/{id_param}/{asset_id}"
+    pid = sim.partner_id
+    entry_id = str(asset.get("entryId", ""))
+    ext = str(asset.get("fileExt") or "mp4")
+    name = call.obj("options").get("fileName")
+    if not isinstance(name, str) or not name:
+        try:
+            name = str(sim.partner.get_entry(entry_id, entitled=True).get("name", entry_id))
+        except SimApiError:
+            name = entry_id
+    # The name is carried as-is (percent-encoded only so the URL stays one URL);
+    # sanitising a file name taken from it is the client's job.
+    return (
+        f"{base}/p/{pid}/sp/{pid}00/serveFlavor/entryId/{quote(entry_id, safe='')}/v/1"
+        f"/flavorId/{quote(asset_id, safe='')}/fileName/{quote(name, safe='')}"
+        f"/name/a.{quote(ext, safe='')}"
+    )
+
+
+def serve_asset(sim: Simulator, kind: AssetKind, asset_id: str) -> ServeFile:
+    asset = sim.partner.get_asset(kind, asset_id)
+    size, seed = sim.partner.asset_content(asset_id)
+    return ServeFile(kind, asset_id, int(size), int(seed), str(asset.get("fileExt") or ""))
+
+
+def _serve(sim: Simulator, call: Call) -> ServeFile:
+    kind, id_param, _, _ = ASSET_SERVICES[call.service]
+    return serve_asset(sim, kind, call.param(id_param, "id"))
+
+
+def _delete_flavor(sim: Simulator, call: Call) -> None:
+    sim.partner.delete_flavor(call.param("id"))
+
+
+def _int(value: str, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+ROUTES: dict[str, Route] = {
+    "session.start": Route(_session_start, needs_ks=False),
+    "session.startwidgetsession": Route(_start_widget_session, needs_ks=False),
+    "session.end": Route(_session_end, widget_ok=True),
+    "apptoken.startsession": Route(_apptoken_start, widget_ok=True),
+    "system.ping": Route(_ping, needs_ks=False),
+    "baseentry.list": Route(_list_entries("baseentry", "KalturaBaseEntryListResponse")),
+    "baseentry.get": Route(_get_entry),
+    "baseentry.delete": Route(_delete_entry, mutating=True),
+    "baseentry.recycle": Route(_recycle, mutating=True),
+    "baseentry.restorerecycled": Route(_restore, mutating=True),
+    "media.list": Route(_list_entries("media", "KalturaMediaListResponse")),
+    "media.get": Route(_get_entry),
+    "media.delete": Route(_delete_entry, mutating=True),
+    "flavorasset.delete": Route(_delete_flavor, mutating=True),
+}
+for _svc in ASSET_SERVICES:
+    ROUTES[f"{_svc}.list"] = Route(_list_assets)
+    ROUTES[f"{_svc}.get"] = Route(_get_asset)
+    ROUTES[f"{_svc}.geturl"] = Route(_get_url)
+    if _svc != "flavorasset":
+        # serve checks no KS here: like serveFlavor, the URL itself is the credential.
+        ROUTES[f"{_svc}.serve"] = Route(_serve, needs_ks=False, serve=True)

@@ -1,0 +1,91 @@
+"""Run the simulator in a background thread for tests (and the demo).
+
+    with run_simulator(PartnerSpec(entries=600)) as sim:
+        sim.url, sim.partner, sim.knobs, sim.mutations, sim.stats
+
+The server has its own event loop in a daemon thread, so code under test may
+use ``asyncio.run`` (e.g. click commands through CliRunner) in the main thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from kretain.simulator.faults import Knobs, Stats
+from kretain.simulator.partner import Partner, PartnerSpec
+from kretain.simulator.server import build_app
+
+
+@dataclass
+class RunningSimulator:
+    url: str  # "http://127.0.0.1:<port>"
+    partner: Partner
+    knobs: Knobs
+    mutations: list[dict[str, Any]]  # the mutation log
+    stats: Stats  # .requests, .calls (Counter of "service.action"), .bytes_served
+
+
+@contextmanager
+def run_simulator(
+    partner_or_spec: Partner | PartnerSpec, knobs: Knobs | None = None
+) -> Iterator[RunningSimulator]:
+    """Serve a partner on 127.0.0.1:<free port> until the block exits."""
+    owned = isinstance(partner_or_spec, PartnerSpec)
+    partner = Partner.create(partner_or_spec) if owned else partner_or_spec
+    knobs = knobs if knobs is not None else Knobs()
+    stats = Stats()
+    mutations: list[dict[str, Any]] = []
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    state: dict[str, Any] = {}
+
+    async def start() -> None:
+        runner = web.AppRunner(
+            build_app(partner, knobs, stats, mutations), access_log=None, shutdown_timeout=0.5
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        state["runner"] = runner
+        state["port"] = runner.addresses[0][1]
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(start())
+        except BaseException as exc:  # surfaced in the caller's thread
+            state["error"] = exc
+            started.set()
+            return
+        started.set()
+        loop.run_forever()
+        loop.run_until_complete(state["runner"].cleanup())
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+    thread = threading.Thread(target=run, name="kretain-simulator", daemon=True)
+    thread.start()
+    try:
+        started.wait()
+        if "error" in state:
+            raise RuntimeError("simulator failed to start") from state["error"]
+        yield RunningSimulator(
+            url=f"http://127.0.0.1:{state['port']}",
+            partner=partner,
+            knobs=knobs,
+            mutations=mutations,
+            stats=stats,
+        )
+    finally:
+        if "runner" in state:
+            loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        if owned:
+            partner.close()
