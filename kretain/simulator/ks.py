@@ -81,7 +81,7 @@ def _expand_key(key: bytes) -> list[list[int]]:
             temp = [_SBOX[b] for b in temp]
             temp[0] ^= _RCON[i // 4 - 1]
         words.append([a ^ b for a, b in zip(words[i - 4], temp, strict=True)])
-    return [sum(words[4 * r : 4 * r + 4], []) for r in range(11)]
+    return [[b for w in words[4 * r : 4 * r + 4] for b in w] for r in range(11)]
 
 
 def _encrypt_block(block: bytes, rk: list[list[int]]) -> bytes:

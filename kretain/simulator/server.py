@@ -205,7 +205,7 @@ async def _serve_flavor(request: web.Request) -> web.StreamResponse:
     return await _stream(request, served)
 
 
-def _parse_range(header: str, size: int) -> tuple[int, int] | None | bool:
+def _parse_range(header: str, size: int) -> tuple[int, int] | bool | None:
     """(start, end_inclusive); None = no usable Range (serve all); False = unsatisfiable."""
     if not header.startswith("bytes=") or "," in header:
         return None

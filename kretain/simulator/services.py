@@ -340,9 +340,13 @@ def _entry_filter(call: Call) -> dict[str, Any]:
     flt = dict(call.obj("filter"))
     info = call.ks
     # A user KS without list:* sees only its own entries.
-    if info is not None and not info.is_admin:
-        if info.privileges.get("list") != "*" and info.privileges.get("all") != "*":
-            flt["userIdEqual"] = info.user_id
+    if (
+        info is not None
+        and not info.is_admin
+        and info.privileges.get("list") != "*"
+        and info.privileges.get("all") != "*"
+    ):
+        flt["userIdEqual"] = info.user_id
     return flt
 
 
