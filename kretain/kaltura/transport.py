@@ -1,0 +1,224 @@
+"""One HTTP exchange with api_v3: flatten params, POST, decode JSON, map failures.
+
+This is the only place that knows about aiohttp exceptions; each one is translated
+once into a :mod:`kretain.kaltura.errors` class and chained with ``from``. A JSON
+object whose ``objectType`` is ``KalturaAPIException`` raises the mapped ApiError.
+The transport guarantees valid JSON, nothing more: shape checks belong to callers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import ssl
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import aiohttp
+
+from kretain import __version__
+from kretain.kaltura.errors import (
+    ConnectionFailed,
+    HTTPStatusError,
+    InvalidResponse,
+    RequestTimeout,
+    api_error_from_wire,
+    is_api_exception,
+)
+
+CLIENT_TAG = f"kretain:{__version__}"
+# A list page of 500 entries is ~1-2 MB; anything far beyond is not an API answer.
+MAX_BODY_BYTES = 64 * 1024 * 1024
+
+Params = Mapping[str, Any]
+
+
+def flatten_params(params: Params, prefix: str = "") -> list[tuple[str, str]]:
+    """Kaltura form encoding: nested keys joined with ``:``.
+
+    bools -> "1"/"0"; None -> ``key__null=``; lists -> ``key:0:...`` (an empty list
+    -> ``key:-=``); dicts recurse (an ``objectType`` key is just another key);
+    enums -> their value.
+    """
+    out: list[tuple[str, str]] = []
+    for key, value in params.items():
+        if not isinstance(key, str) or not key:
+            raise TypeError(f"parameter names must be non-empty strings, got {key!r}")
+        _flatten_value(f"{prefix}{key}", value, out)
+    return out
+
+
+def _flatten_value(key: str, value: Any, out: list[tuple[str, str]]) -> None:
+    if isinstance(value, enum.Enum):
+        value = value.value
+    if value is None:
+        out.append((f"{key}__null", ""))
+    elif isinstance(value, bool):  # before int: bool is an int
+        out.append((key, "1" if value else "0"))
+    elif isinstance(value, str):
+        out.append((key, value))
+    elif isinstance(value, int):
+        out.append((key, str(value)))
+    elif isinstance(value, float):
+        out.append((key, str(int(value)) if value.is_integer() else repr(value)))
+    elif isinstance(value, Mapping):
+        out.extend(flatten_params(value, prefix=f"{key}:"))
+    elif isinstance(value, list | tuple):
+        if not value:
+            out.append((f"{key}:-", ""))
+        for index, item in enumerate(value):
+            _flatten_value(f"{key}:{index}", item, out)
+    else:
+        raise TypeError(f"cannot send {type(value).__name__} as parameter {key!r}")
+
+
+def multirequest_params(calls: Sequence[tuple[str, str, Params | None]]) -> list[tuple[str, str]]:
+    """Sub-requests numbered from 1 (``1:service``, ``1:action``, ``1:<params>``)."""
+    out: list[tuple[str, str]] = []
+    for number, (service, action, params) in enumerate(calls, start=1):
+        out.append((f"{number}:service", service))
+        out.append((f"{number}:action", action))
+        out.extend(flatten_params(params or {}, prefix=f"{number}:"))
+    return out
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None  # an HTTP date; rare from Kaltura's edge, fall back to our own wait
+    return seconds if seconds >= 0 else None
+
+
+def decode_body(body: bytes, content_type: str = "") -> Any:
+    """Parse a JSON body; HTML pages, XML, garbage and oversized bodies are InvalidResponse."""
+    if len(body) > MAX_BODY_BYTES:
+        raise InvalidResponse(f"response body of {len(body)} bytes is too large")
+    head = body[:64].lstrip()
+    if not head:
+        raise InvalidResponse("empty response body")
+    if head[:1] == b"<":
+        kind = "HTML" if "html" in content_type.lower() or b"html" in head.lower() else "XML"
+        raise InvalidResponse(f"{kind} response where JSON was expected (format=1 ignored?)")
+    try:
+        return json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise InvalidResponse(f"response is not valid JSON: {type(exc).__name__}") from exc
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+class Transport:
+    """Owns the aiohttp session; sends one api_v3 request per call, no retries."""
+
+    def __init__(
+        self,
+        service_url: str,
+        *,
+        timeout: float | None = 120.0,
+        connect_timeout: float | None = 15.0,
+        read_timeout: float | None = 60.0,
+        connector_limit: int = 16,
+        verify_tls: bool = True,
+        client_tag: str = CLIENT_TAG,
+    ) -> None:
+        self.service_url = service_url.rstrip("/")
+        self.client_tag = client_tag
+        self._timeout = aiohttp.ClientTimeout(
+            total=timeout, sock_connect=connect_timeout, sock_read=read_timeout
+        )
+        self._connector_limit = connector_limit
+        self._verify_tls = verify_tls
+        self._session: aiohttp.ClientSession | None = None
+
+    async def open(self) -> None:
+        if self._session is None:
+            # ssl=None keeps aiohttp's default verifying context; False disables checks.
+            connector = aiohttp.TCPConnector(
+                limit=self._connector_limit, ssl=None if self._verify_tls else False
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=self._timeout,
+                headers={"Accept": "application/json"},
+            )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        """The shared aiohttp session (also used for downloads)."""
+        if self._session is None:
+            raise RuntimeError("transport is not open; use the client as an async context manager")
+        return self._session
+
+    async def request(
+        self, service: str, action: str, params: Params | None = None, *, ks: str | None = None
+    ) -> Any:
+        """One api_v3 call; returns decoded JSON or raises a mapped error."""
+        form = self._common(ks) + flatten_params(params or {})
+        url = f"{self.service_url}/api_v3/service/{service}/action/{action}"
+        result = await self._post(url, form)
+        if is_api_exception(result):
+            raise api_error_from_wire(result)
+        return result
+
+    async def multirequest(
+        self, calls: Sequence[tuple[str, str, Params | None]], *, ks: str | None = None
+    ) -> list[Any]:
+        """One multirequest; returns the raw per-item list (errors not yet mapped)."""
+        form = self._common(ks) + multirequest_params(calls)
+        result = await self._post(f"{self.service_url}/api_v3/service/multirequest", form)
+        if is_api_exception(result):
+            raise api_error_from_wire(result)
+        if not isinstance(result, list):
+            raise InvalidResponse(f"multirequest answered a {type(result).__name__}, not a list")
+        return result
+
+    def _common(self, ks: str | None) -> list[tuple[str, str]]:
+        form = [("format", "1"), ("clientTag", self.client_tag)]
+        if ks:
+            form.append(("ks", ks))
+        return form
+
+    async def _post(self, url: str, form: list[tuple[str, str]]) -> Any:
+        try:
+            async with self.http.post(url, data=form) as response:
+                body = await response.read()
+                if response.status != 200:
+                    raise HTTPStatusError(
+                        response.status,
+                        f"HTTP {response.status} {response.reason or ''}".strip(),
+                        retry_after=_retry_after(response.headers.get("Retry-After")),
+                    )
+                content_type = response.headers.get("Content-Type", "")
+        except (HTTPStatusError, InvalidResponse):
+            raise
+        except TimeoutError as exc:  # aiohttp's timeouts subclass it too
+            raise RequestTimeout(f"no answer in time from {_where(url)}") from exc
+        except aiohttp.ClientPayloadError as exc:
+            raise InvalidResponse(f"response body cut short from {_where(url)}") from exc
+        except (aiohttp.ClientSSLError, ssl.SSLError) as exc:
+            raise ConnectionFailed(f"TLS failure talking to {_where(url)}: {exc}") from exc
+        except aiohttp.ClientResponseError as exc:
+            raise InvalidResponse(f"malformed HTTP response from {_where(url)}") from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise ConnectionFailed(f"{type(exc).__name__} talking to {_where(url)}") from exc
+        except asyncio.CancelledError:
+            raise
+        return decode_body(body, content_type)
+
+
+def _where(url: str) -> str:
+    """Service/action part of the URL for messages (the host is in the config)."""
+    marker = "/api_v3/"
+    index = url.find(marker)
+    return url[index + len(marker) :] if index >= 0 else url
