@@ -13,3 +13,35 @@ def _clean_environ(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
         if name.startswith(("KRETAIN_", "KALTURA_")):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
+
+
+# ---- simulator fixtures ---------------------------------------------------------
+# Imported lazily so test modules that never touch the simulator don't pay for it.
+
+
+@pytest.fixture(scope="session")
+def sim_spec():
+    """A small partner with the traps on (hostile names, odd entries)."""
+    from kretain.simulator.partner import PartnerSpec
+
+    return PartnerSpec(entries=600, seed=7, traps=True, recycle_bin=True, burst=20)
+
+
+@pytest.fixture(scope="session")
+def sim_partner_session(sim_spec, tmp_path_factory):
+    """One Partner shared by the session: READ-ONLY use; tests that mutate make their own."""
+    from kretain.simulator.partner import Partner
+
+    path = tmp_path_factory.mktemp("sim-partner") / "partner.sqlite"
+    partner = Partner.create(sim_spec, str(path))
+    yield partner
+    partner.close()
+
+
+@pytest.fixture
+def simulator(sim_spec):
+    """A fresh simulator (own partner, knobs, stats, mutation log) for one test."""
+    from kretain.simulator.testing import run_simulator
+
+    with run_simulator(sim_spec) as sim:
+        yield sim
