@@ -34,6 +34,11 @@ PAGE_SIZE = 500
 
 # Entry statuses other than READY (2) and DELETED (3): kaltura-api.md §3.8.
 NON_READY_STATUSES = "-2,-1,0,1,4,5,6,7,virusScan.Infected,virusScan.ScanFailure"
+# Every moderation status: the default hides pending (1) and rejected (3) entries.
+ALL_MODERATION = "1,2,3,4,5,6"
+# Absolute times must exceed this: the server reads |v| <= 315,360,000 as "now + v"
+# (kaltura-api.md §1.3), so a lower bound of 0 would mean "created from now on".
+EPOCH_FLOOR = 315_360_001
 # Media clips and external (YouTube) media. Live entries are out of scope.
 ENTRY_TYPES = "1,externalMedia.externalMedia"
 READY = "2"
@@ -65,6 +70,7 @@ def listing_passes(created_before: int, played_before: int) -> list[ListingPass]
         "objectType": "KalturaMediaEntryFilter",
         "typeIn": ENTRY_TYPES,
         "createdAtLessThanOrEqual": str(created_before),
+        "moderationStatusIn": ALL_MODERATION,
     }
     return [
         ListingPass(
@@ -132,6 +138,7 @@ def request_for(
 ) -> tuple[dict[str, str], int]:
     """The filter and pageIndex of the window's next request."""
     f = dict(base)
+    lo = max(lo, EPOCH_FLOOR)
     if cursor.mode is Mode.CREATED:
         start = lo if cursor.created is None else cursor.created
         f["createdAtGreaterThanOrEqual"] = str(start)

@@ -68,7 +68,7 @@ def _drain(rows, lo, hi, cursor=None, stop_after=None, size=500):
         assert requests < 10_000, "planner does not terminate"
 
 
-def _rows(n: int, rng: random.Random, span: int = 100_000, start: int = 1_000_000) -> list[Row]:
+def _rows(n: int, rng: random.Random, span: int = 100_000, start: int = 1_600_000_000) -> list[Row]:
     out = []
     for i in range(n):
         c = start + rng.randrange(span)
@@ -102,7 +102,7 @@ def test_split_window_halves_and_single_second() -> None:
 def test_plain_window_lists_everything_once() -> None:
     rng = random.Random(1)
     rows = _rows(3_000, rng, span=2_000)  # ~1.5 per second: many ties at page edges
-    taken, requests, errors, _ = _drain(rows, 1_000_000, 1_002_000)
+    taken, requests, errors, _ = _drain(rows, 1_600_000_000, 1_600_002_000)
     assert sorted(taken) == sorted(r.id for r in rows)
     assert len(taken) == len(set(taken))
     assert not errors
@@ -113,23 +113,24 @@ def test_burst_second_larger_than_a_page_and_than_the_cap() -> None:
     rng = random.Random(2)
     rows = _rows(1_200, rng, span=1_000)
     # 12,000 entries in one createdAt second, updatedAt spread over 3,000 seconds.
-    burst_at = 1_000_500
+    burst_at = 1_600_000_500
     rows += [Row(f"1_{i:08d}", burst_at, burst_at + rng.randrange(3_000)) for i in range(12_000)]
     # 700 entries sharing one createdAt AND updatedAt second: pageIndex paging.
     rows += [Row(f"2_{i:08d}", burst_at, burst_at + 77) for i in range(700)]
-    taken, _, errors, _ = _drain(rows, 1_000_000, 1_001_000)
+    taken, _, errors, _ = _drain(rows, 1_600_000_000, 1_600_001_000)
     assert len(taken) == len(set(taken))
     assert sorted(taken) == sorted(r.id for r in rows)
     assert not errors
 
 
 def test_unlistable_second_is_reported_not_silent() -> None:
-    rows = [Row(f"3_{i:08d}", 5_000, 6_000) for i in range(CAP + 250)]
-    rows += [Row("0_after", 5_001, 5_001)]
-    taken, _, errors, _ = _drain(rows, 5_000, 5_001)
+    t = 1_600_000_000
+    rows = [Row(f"3_{i:08d}", t, t + 1_000) for i in range(CAP + 250)]
+    rows += [Row("0_after", t + 1, t + 1)]
+    taken, _, errors, _ = _drain(rows, t, t + 1)
     assert len(errors) == 1
     assert "250 could not be listed" in errors[0]
-    assert "createdAt 5000" in errors[0] and "updatedAt 6000" in errors[0]
+    assert f"createdAt {t}" in errors[0] and f"updatedAt {t + 1_000}" in errors[0]
     assert len(set(taken)) == CAP + 1
     assert "0_after" in taken
 
@@ -137,10 +138,12 @@ def test_unlistable_second_is_reported_not_silent() -> None:
 def test_resume_from_saved_cursor_gives_same_set() -> None:
     rng = random.Random(3)
     rows = _rows(2_500, rng, span=600)
-    rows += [Row(f"1_{i:08d}", 1_000_300, 1_000_300 + rng.randrange(5)) for i in range(1_800)]
-    first, _, _, cursor = _drain(rows, 1_000_000, 1_000_600, stop_after=4)
+    rows += [
+        Row(f"1_{i:08d}", 1_600_000_300, 1_600_000_300 + rng.randrange(5)) for i in range(1_800)
+    ]
+    first, _, _, cursor = _drain(rows, 1_600_000_000, 1_600_000_600, stop_after=4)
     assert cursor is not None
-    rest, _, _, _ = _drain(rows, 1_000_000, 1_000_600, cursor=cursor)
+    rest, _, _, _ = _drain(rows, 1_600_000_000, 1_600_000_600, cursor=cursor)
     assert set(first) | set(rest) == {r.id for r in rows}
     assert not set(first) & set(rest)
 
@@ -158,7 +161,7 @@ def test_random_layouts(seed: int) -> None:
 
 
 def test_empty_window_is_done_after_one_request() -> None:
-    taken, requests, _, _ = _drain([], 0, 100)
+    taken, requests, _, _ = _drain([], 0, 2_000_000_000)
     assert taken == [] and requests == 1
 
 
@@ -174,3 +177,13 @@ def test_cursor_json_round_trip() -> None:
     c = Cursor(mode=Mode.PAGED, created=5, seen=("a",), updated=9, seen_updated=("b",), page=3)
     assert Cursor.from_json(c.to_json()) == c
     assert Cursor.from_json(None) == Cursor()
+
+
+def test_every_time_sent_is_absolute() -> None:
+    """|v| <= 315,360,000 is relative on the server: never send such a bound."""
+    t = 1_600_000_000
+    for cur in (Cursor(), Cursor(Mode.UPDATED, t, (), t + 7), Cursor(Mode.PAGED, t, (), t, (), 2)):
+        f, _ = request_for({}, 0, 2_000_000_000, cur)
+        for key, value in f.items():
+            if key.startswith(("createdAt", "updatedAt")):
+                assert int(value) > 315_360_000, (key, value)
