@@ -316,7 +316,9 @@ class _Part:
         return os.pread(self.fd, 1, self.length - 1)
 
     def append(self, data: bytes | bytearray) -> None:
-        """Write at the end and hash; on failure cut the file back to what was hashed."""
+        """Write at the end and hash. If a write fails part-way (ENOSPC), the bytes that
+        did reach the file are kept and hashed, and anything past them is cut off, so
+        the .part stays an exact prefix to resume from."""
         view = memoryview(data)
         done = 0
         try:
@@ -326,12 +328,12 @@ class _Part:
                 if written <= 0:
                     raise OSError(errno.EIO, "short write")
                 done += written
-        except OSError:
-            with contextlib.suppress(OSError):
-                os.ftruncate(self.fd, self.length)
-            raise
-        self.hasher.update(view)
-        self.length += done
+        finally:
+            self.hasher.update(view[:done])
+            self.length += done
+            if done < len(view):
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self.fd, self.length)
 
 
 @dataclass
