@@ -85,6 +85,8 @@ class SessionManager:
         self._lifetime = float(credentials.expiry)
         self.renewals = 0  # sessions started after the first one
         self.starts = 0
+        # Wrong credentials stay wrong: later callers get the same error, no new request.
+        self._refused: AuthenticationError | None = None
         register_secret(credentials.admin_secret)
         register_secret(credentials.app_token)
 
@@ -101,8 +103,14 @@ class SessionManager:
         if self._fresh():
             return self._ks  # type: ignore[return-value]
         async with self._lock:
+            if self._refused is not None:
+                raise self._refused
             if not self._fresh():  # another task may have renewed while we waited
-                await self._start()
+                try:
+                    await self._start()
+                except AuthenticationError as exc:
+                    self._refused = exc
+                    raise
             return self._ks  # type: ignore[return-value]
 
     async def invalidate(self, stale_ks: str | None, *, expired: bool = False) -> None:
