@@ -172,7 +172,8 @@ class KalturaClient:
             timeout=config.timeout,
             connect_timeout=config.connect_timeout,
             read_timeout=config.read_timeout,
-            connector_limit=max(config.max_concurrency * 2, 16),  # downloads share it
+            # API calls are bounded by the semaphore; the rest of the pool is for downloads.
+            connector_limit=max(config.max_concurrency * 2, 100),
             verify_tls=config.verify_tls,
             client_tag=CLIENT_TAG,
         )
@@ -206,7 +207,11 @@ class KalturaClient:
 
     @property
     def http(self) -> aiohttp.ClientSession:
-        """The shared aiohttp session, for downloading asset URLs."""
+        """The shared aiohttp session, for downloading asset URLs.
+
+        Its default timeout has no total deadline (a 5 GB file takes a while), only
+        ``connect_timeout`` and ``read_timeout`` (longest gap between bytes).
+        """
         return self._transport.http
 
     @property

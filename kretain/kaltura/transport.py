@@ -123,14 +123,19 @@ class Transport:
         timeout: float | None = 120.0,
         connect_timeout: float | None = 15.0,
         read_timeout: float | None = 60.0,
-        connector_limit: int = 16,
+        connector_limit: int = 100,
         verify_tls: bool = True,
         client_tag: str = CLIENT_TAG,
     ) -> None:
         self.service_url = service_url.rstrip("/")
         self.client_tag = client_tag
-        self._timeout = aiohttp.ClientTimeout(
+        # API calls get a total deadline; the session default (used by downloads through
+        # ``http``) has none, only connect and between-bytes timeouts.
+        self._api_timeout = aiohttp.ClientTimeout(
             total=timeout, sock_connect=connect_timeout, sock_read=read_timeout
+        )
+        self._session_timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=connect_timeout, sock_read=read_timeout
         )
         self._connector_limit = connector_limit
         self._verify_tls = verify_tls
@@ -144,7 +149,7 @@ class Transport:
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,
-                timeout=self._timeout,
+                timeout=self._session_timeout,
                 headers={"Accept": "application/json"},
             )
 
@@ -155,7 +160,7 @@ class Transport:
 
     @property
     def http(self) -> aiohttp.ClientSession:
-        """The shared aiohttp session (also used for downloads)."""
+        """The shared aiohttp session (also for downloads: no total timeout by default)."""
         if self._session is None:
             raise RuntimeError("transport is not open; use the client as an async context manager")
         return self._session
@@ -191,7 +196,7 @@ class Transport:
 
     async def _post(self, url: str, form: list[tuple[str, str]]) -> Any:
         try:
-            async with self.http.post(url, data=form) as response:
+            async with self.http.post(url, data=form, timeout=self._api_timeout) as response:
                 body = await response.read()
                 if response.status != 200:
                     raise HTTPStatusError(
