@@ -10,12 +10,13 @@ retries: it raises a named :class:`DownloadError` and the caller asks
 Error tree::
 
     DownloadError                 (.retryable, .url redacted)
-     +-- HTTPStatusError          non-2xx status (5xx/408/429 retryable)
+     +-- DownloadHTTPError        non-2xx status (5xx/408/429 retryable)
      +-- KalturaServeError        X-Kaltura: error-<n> header (57 rate limited retryable)
      +-- EmptyBody                no bytes at all                      (retryable)
      +-- TruncatedDownload        fewer bytes than Content-Length      (retryable)
      +-- SizeMismatch             complete body of the wrong size      (not retryable)
-     +-- ResumeMismatch           206 for a range we did not ask for   (retryable)
+     +-- ResumeMismatch           resumed bytes do not line up         (retryable, .part dropped)
+     +-- TooManyRedirects         redirect loop                        (not retryable)
      +-- DownloadTimeout          overall or idle timeout              (retryable)
      +-- DownloadConnectionError  connect/reset/protocol failure       (retryable)
      +-- PartFileBusy             another download holds the .part     (retryable)
@@ -72,7 +73,7 @@ class DownloadError(Exception):
         super().__init__(f"{message} ({self.url})" if self.url else message)
 
 
-class HTTPStatusError(DownloadError):
+class DownloadHTTPError(DownloadError):
     def __init__(self, status: int, *, url: str | None = None, retry_after: float | None = None):
         self.status = status
         self.retry_after = retry_after
@@ -112,6 +113,10 @@ class SizeMismatch(DownloadError):
 
 class ResumeMismatch(DownloadError):
     retryable = True
+
+
+class TooManyRedirects(DownloadError):
+    pass
 
 
 class DownloadTimeout(DownloadError):
@@ -391,7 +396,7 @@ async def download_to(
         except aiohttp.ClientPayloadError as exc:
             raise TruncatedDownload(part.length, -1, url=url) from exc
         except aiohttp.TooManyRedirects as exc:
-            raise HTTPStatusError(310, url=url) from exc
+            raise TooManyRedirects("too many redirects", url=url) from exc
         except (aiohttp.ClientError, ConnectionError) as exc:
             raise DownloadConnectionError(
                 f"connection failed after {part.length} bytes: {type(exc).__name__}", url=url
@@ -464,7 +469,7 @@ async def _fetch(
                 resumed_from, restarted = 0, True
                 continue
             if not 200 <= resp.status < 300:
-                raise HTTPStatusError(resp.status, url=url, retry_after=_retry_after(resp))
+                raise DownloadHTTPError(resp.status, url=url, retry_after=_retry_after(resp))
             plan = _plan(resp, range_start if part.length > 0 else 0, url)
             if plan is None:
                 # Mismatched Content-Range: discard this answer and fetch the whole file.

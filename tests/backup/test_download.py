@@ -26,8 +26,9 @@ from kretain.simulator.testing import RunningSimulator, run_simulator
 from kretain.workers.download import (
     DestinationExists,
     DiskFull,
+    DownloadHTTPError,
     DownloadTimeout,
-    HTTPStatusError,
+    EmptyBody,
     KalturaServeError,
     LocalFS,
     PartFileBusy,
@@ -327,7 +328,7 @@ async def test_http_500_is_retryable_error(
     asset = picks["caption"]
     url = await get_url(http, sim, asset)
     sim.knobs.http_503 = 1.0
-    with pytest.raises(HTTPStatusError) as info:
+    with pytest.raises(DownloadHTTPError) as info:
         await download_to(http, url, tmp_path / "c.srt", **_sizes(asset))
     assert info.value.status == 503 and is_retryable(info.value)
     assert not (tmp_path / "c.srt").exists()
@@ -599,3 +600,113 @@ async def test_two_gigabyte_download_in_constant_memory(
         )
         assert peak_traced < 32 * MiB
         assert peak_rss - rss0 < 96 * MiB
+
+
+async def test_cancelled_download_keeps_a_valid_prefix(
+    sim: RunningSimulator, http: aiohttp.ClientSession, picks: dict, tmp_path: Path
+) -> None:
+    """A run stopped mid-file (SIGINT cancels the task): the .part is resumable."""
+    asset = picks["flavor"]
+    url = await get_url(http, sim, asset)
+    sim.knobs.download_bandwidth = 4 * MiB
+    dest = tmp_path / "f.mp4"
+    task = asyncio.create_task(download_to(http, url, dest, **_sizes(asset)))
+    await asyncio.sleep(0.4)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    kept = part_path(dest).read_bytes()
+    assert 0 < len(kept) < asset["true_size"] and kept == _prefix(asset, len(kept))
+    assert not dest.exists()
+    sim.knobs.download_bandwidth = None
+    result = await download_to(http, url, dest, **_sizes(asset))
+    assert result.resumed_from == len(kept) and result.sha256 == _truth(asset)
+
+
+# --------------------------------------------- answers the simulator never gives
+
+BODY = content_bytes(99, 0, 300_000)
+
+
+@pytest.fixture
+async def odd_server() -> AsyncIterator[str]:
+    """A few misbehaving endpoints on loopback, for answers a Kaltura server (and so our
+    simulator) should not give but a CDN or proxy in front of it might."""
+
+    async def empty(_: web.Request) -> web.Response:
+        return web.Response(status=200, body=b"")
+
+    async def wrong_range(request: web.Request) -> web.Response:
+        if request.headers.get("Range"):  # answers a different range than asked
+            return web.Response(
+                status=206,
+                body=BODY[10:],
+                headers={"Content-Range": f"bytes 10-{len(BODY) - 1}/{len(BODY)}"},
+            )
+        return web.Response(body=BODY)
+
+    async def too_many(_: web.Request) -> web.Response:
+        return web.Response(status=429, headers={"Retry-After": "7"}, text="slow down")
+
+    async def html_404(_: web.Request) -> web.Response:
+        return web.Response(status=404, text="<html>not here</html>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/empty", empty)
+    app.router.add_get("/wrong-range", wrong_range)
+    app.router.add_get("/429", too_many)
+    app.router.add_get("/p/1/ks/{ks}/missing", html_404)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+async def test_empty_body_is_a_named_error(
+    odd_server: str, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    with pytest.raises(EmptyBody):
+        await download_to(
+            http, f"{odd_server}/empty", tmp_path / "e", expected_bytes=100, expected_kb=None
+        )
+    assert not (tmp_path / "e").exists()
+
+
+async def test_mismatched_content_range_restarts_from_zero(
+    odd_server: str, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    dest = tmp_path / "w"
+    part_path(dest).write_bytes(BODY[:5000])
+    result = await download_to(
+        http, f"{odd_server}/wrong-range", dest, expected_bytes=len(BODY), expected_kb=None
+    )
+    assert result.resumed_from == 0
+    assert dest.read_bytes() == BODY
+    assert result.sha256 == hashlib.sha256(BODY).hexdigest()
+
+
+async def test_status_errors_carry_retry_hints_and_no_ks(
+    odd_server: str, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    with pytest.raises(DownloadHTTPError) as info:
+        await download_to(
+            http, f"{odd_server}/429", tmp_path / "a", expected_bytes=1, expected_kb=None
+        )
+    assert info.value.status == 429 and info.value.retry_after == 7.0
+    assert is_retryable(info.value)
+    secret = "djJ8MTIzNDU2N3xTRUNSRVRLUw"
+    with pytest.raises(DownloadHTTPError) as info:
+        await download_to(
+            http,
+            f"{odd_server}/p/1/ks/{secret}/missing?ks={secret}",
+            tmp_path / "b",
+            expected_bytes=1,
+            expected_kb=None,
+        )
+    assert info.value.status == 404 and not is_retryable(info.value)
+    assert secret not in str(info.value) and secret not in repr(info.value.args)
+    assert "/ks/***/missing" in str(info.value)

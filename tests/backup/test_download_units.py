@@ -14,9 +14,9 @@ from kretain.workers.download import (
     DestinationExists,
     DiskFull,
     DownloadConnectionError,
+    DownloadHTTPError,
     DownloadTimeout,
     EmptyBody,
-    HTTPStatusError,
     KalturaServeError,
     RateLimiter,
     SizeMismatch,
@@ -54,18 +54,18 @@ def test_redact_url_hides_ks_and_query() -> None:
         "https://cdn.example/p/1/sp/100/download/entry_id/0_a/flavor/0_f/ks/***/a.mp4"
     )
     assert redact_url("http://u:pw@h:8080/x?ks=SECRET&token=T#frag") == "http://h:8080/x"
-    err = HTTPStatusError(500, url="http://h/serve/ks/SECRETKS/x?ks=SECRET2")
+    err = DownloadHTTPError(500, url="http://h/serve/ks/SECRETKS/x?ks=SECRET2")
     assert "SECRET" not in str(err) and "SECRET" not in (err.url or "")
 
 
 @pytest.mark.parametrize(
     ("exc", "retryable"),
     [
-        (HTTPStatusError(500), True),
-        (HTTPStatusError(503), True),
-        (HTTPStatusError(429), True),
-        (HTTPStatusError(404), False),
-        (HTTPStatusError(403), False),
+        (DownloadHTTPError(500), True),
+        (DownloadHTTPError(503), True),
+        (DownloadHTTPError(429), True),
+        (DownloadHTTPError(404), False),
+        (DownloadHTTPError(403), False),
         (KalturaServeError(57, "rate limited"), True),
         (KalturaServeError(6, "flavor not found"), False),
         (KalturaServeError(1, "entry not found"), False),
