@@ -52,37 +52,48 @@ class Mode(StrEnum):
 
 @dataclass(frozen=True)
 class ListingPass:
-    """One server-side listing: a name and the filter fields it always sends."""
+    """One server-side listing: a name, its created bound and the filter it always sends."""
 
     name: str
+    created_before: int
     filter: dict[str, str]
 
 
-def listing_passes(created_before: int, played_before: int) -> list[ListingPass]:
-    """The passes discovery runs for the policy's widest bounds.
+def listing_passes(
+    ready: tuple[int, int | None] | None,
+    nonready: tuple[int, int | None] | None,
+    nonready_statuses: str = NON_READY_STATUSES,
+) -> list[ListingPass]:
+    """The passes discovery runs, from the policy's widest bounds per kind of entry.
 
-    READY entries are filtered on play as well (``...OrNull`` keeps the never
-    played); non-ready entries on creation only, because their play data must
-    not hide them. The filter objectType must be the media filter, otherwise
-    the server silently ignores every ``lastPlayedAt*`` field.
+    ``ready`` / ``nonready`` are ``(created_before, played_before | None)`` (None:
+    no rule for that kind, no pass). READY entries are filtered on play as well
+    (``...OrNull`` keeps the never played); non-ready entries on creation only,
+    because their play data must not hide them. The filter objectType must be the
+    media filter, otherwise the server silently ignores every ``lastPlayedAt*`` field.
     """
-    base = {
-        "objectType": "KalturaMediaEntryFilter",
-        "typeIn": ENTRY_TYPES,
-        "createdAtLessThanOrEqual": str(created_before),
-        "moderationStatusIn": ALL_MODERATION,
-    }
-    return [
-        ListingPass(
-            "ready",
-            {
-                **base,
-                "statusIn": READY,
-                "lastPlayedAtLessThanOrEqualOrNull": str(played_before),
-            },
-        ),
-        ListingPass("nonready", {**base, "statusIn": NON_READY_STATUSES}),
-    ]
+
+    def base(created_before: int) -> dict[str, str]:
+        return {
+            "objectType": "KalturaMediaEntryFilter",
+            "typeIn": ENTRY_TYPES,
+            "createdAtLessThanOrEqual": str(created_before),
+            "moderationStatusIn": ALL_MODERATION,
+        }
+
+    out = []
+    if ready is not None:
+        created, played = ready
+        f = {**base(created), "statusIn": READY}
+        if played is not None:
+            f["lastPlayedAtLessThanOrEqualOrNull"] = str(played)
+        out.append(ListingPass("ready", created, f))
+    if nonready is not None:
+        created = nonready[0]
+        out.append(
+            ListingPass("nonready", created, {**base(created), "statusIn": nonready_statuses})
+        )
+    return out
 
 
 @dataclass(frozen=True)

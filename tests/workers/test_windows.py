@@ -77,7 +77,10 @@ def _rows(n: int, rng: random.Random, span: int = 100_000, start: int = 1_600_00
 
 
 def test_passes_use_media_filter_and_ornull() -> None:
-    ready, nonready = listing_passes(1_600_000_000, 1_650_000_000)
+    ready, nonready = listing_passes((1_600_000_000, 1_650_000_000), (1_600_000_000, 1_6))
+    assert [p.name for p in listing_passes(None, (1_600_000_000, None))] == ["nonready"]
+    (only,) = listing_passes((1_600_000_000, None), None)
+    assert "lastPlayedAtLessThanOrEqualOrNull" not in only.filter
     assert ready.filter["objectType"] == "KalturaMediaEntryFilter"
     assert ready.filter["statusIn"] == "2"
     assert ready.filter["lastPlayedAtLessThanOrEqualOrNull"] == "1650000000"
