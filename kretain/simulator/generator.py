@@ -208,7 +208,7 @@ class EntryGenerator:
 
     def _created_for(self, index: int, jitter: float) -> int:
         # sqrt: upload volume grows over the years (density rises towards now).
-        frac = min((index - 1 + jitter) / max(self.spec.entries, 1), 1.0)
+        frac = min(max(index - 1 + jitter, 0.0) / max(self.spec.entries, 1), 1.0)
         return min(self.start_time + int(SPAN * math.sqrt(frac)), self.spec.now - 60)
 
     def rows(
