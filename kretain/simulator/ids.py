@@ -61,12 +61,14 @@ def unscramble(value: int, key: int) -> int:
     return (left << _HALF_BITS) | right
 
 
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]  # 2 base36 digits per lookup
+
+
 def _b36(value: int) -> str:
-    chars = []
-    for _ in range(_ID_CHARS):
-        value, digit = divmod(value, 36)
-        chars.append(_ALPHABET[digit])
-    return "".join(reversed(chars))
+    value, d4 = divmod(value, 1296)
+    value, d3 = divmod(value, 1296)
+    d1, d2 = divmod(value, 1296)
+    return _PAIRS[d1] + _PAIRS[d2] + _PAIRS[d3] + _PAIRS[d4]
 
 
 def _from_b36(text: str) -> int | None:
