@@ -1,0 +1,102 @@
+"""Progress for long runs: one live line on a terminal, periodic log lines otherwise.
+
+Workers call ``progress(event, **counts)`` (e.g. ``discover.page``, ``size.batch``,
+``backup.file``); this module turns those calls into what a person watching sees:
+entries done, rate, ETA when a total is known, and API requests per second.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, TextIO
+
+import humanize
+import structlog
+
+log = structlog.get_logger("kretain.progress")
+
+# The count that measures "work done" for each stage, and the count that is its total.
+_DONE_KEYS = ("listed", "sized", "entries_done", "done", "archived", "checked")
+_TOTAL_KEYS = ("total", "expected", "total_count")
+
+
+class ProgressReporter:
+    """Callable handed to workers as ``progress``."""
+
+    def __init__(
+        self,
+        *,
+        stream: TextIO | None = None,
+        live: bool | None = None,
+        interval: float = 10.0,
+        requests: Callable[[], int] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.live = self.stream.isatty() if live is None else live
+        self.interval = 0.25 if self.live else interval
+        self.requests = requests
+        self.clock = clock
+        self.stage = ""
+        self.stage_started = clock()
+        self.last_emit = 0.0
+        self.counts: dict[str, Any] = {}
+        self._line_len = 0
+
+    def __call__(self, event: str, **counts: Any) -> None:
+        stage = event.split(".", 1)[0]
+        if stage != self.stage:
+            self.finish_line()
+            self.stage, self.stage_started, self.counts = stage, self.clock(), {}
+        self.counts.update(counts)
+        now = self.clock()
+        final = event.endswith((".done", ".stop"))
+        if final or now - self.last_emit >= self.interval:
+            self.last_emit = now
+            self._emit(final)
+
+    def line(self) -> str:
+        elapsed = max(self.clock() - self.stage_started, 1e-6)
+        done_key = next((k for k in _DONE_KEYS if k in self.counts), None)
+        total_key = next((k for k in _TOTAL_KEYS if k in self.counts), None)
+        parts = [f"{self.stage}:"]
+        if done_key:
+            done = int(self.counts[done_key] or 0)
+            rate = done / elapsed
+            parts.append(f"{done_key} {humanize.intcomma(done)}")
+            parts.append(f"{rate:,.0f}/s")
+            if total_key and self.counts[total_key]:
+                total = int(self.counts[total_key])
+                parts.append(f"of {humanize.intcomma(total)}")
+                if rate > 0 and total > done:
+                    parts.append(f"ETA {humanize.naturaldelta((total - done) / rate)}")
+        others = [
+            f"{k} {v}"
+            for k, v in self.counts.items()
+            if k not in (done_key, total_key) and isinstance(v, int) and v
+        ]
+        parts.extend(others[:6])
+        if self.requests is not None:
+            parts.append(f"{self.requests() / elapsed:,.1f} req/s")
+        parts.append(f"{humanize.naturaldelta(elapsed)} elapsed")
+        return " ".join(parts)
+
+    def _emit(self, final: bool) -> None:
+        text = self.line()
+        if self.live:
+            pad = max(self._line_len - len(text), 0)
+            self.stream.write("\r" + text + " " * pad)
+            self._line_len = len(text)
+            if final:
+                self.finish_line()
+            self.stream.flush()
+        else:
+            log.info("progress", stage=self.stage, line=text)
+
+    def finish_line(self) -> None:
+        if self.live and self._line_len:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._line_len = 0
