@@ -45,3 +45,17 @@ def simulator(sim_spec):
 
     with run_simulator(sim_spec) as sim:
         yield sim
+
+
+# ---- slow tests -------------------------------------------------------------------
+# Soak, scale and benchmark-like tests are marked `slow`; CI skips them. Run them with
+# KRETAIN_SLOW=1 pytest -m slow (read at collection time, before _clean_environ runs).
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("KRETAIN_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow: set KRETAIN_SLOW=1 to run")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
