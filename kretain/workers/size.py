@@ -1,6 +1,9 @@
 """Sizing: which flavor is the source, what an action frees, and the sizing worker.
 
+    await size(store, client, run_id=run, concurrency=4, progress=fn) -> SizeResult
+
 Functions:
+- :func:`size` — claim candidate rows in batches and size them (see its docstring).
 - :func:`choose_source` — index of an entry's source flavor among its flavors.
 - :func:`size_entry` — checked asset columns plus bytes_total / bytes_saved of one
   entry and its multi-stream children.
@@ -16,12 +19,38 @@ the entry closed instead of sizing it with partial data.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import asyncio
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from typing import Any
 
+import structlog
+
 from kretain.errors import InvalidEntryData
-from kretain.store.models import asset_fields_from_wire
+from kretain.kaltura.client import (
+    ALL_LIVE_STATUSES,
+    ALL_MODERATION_STATUSES,
+    ASSET_SERVICES,
+    Call,
+    KalturaClient,
+)
+from kretain.kaltura.errors import ApiError, InvalidResponse, KalturaError
+from kretain.kaltura.models import parse_list_response
+from kretain.kaltura.retry import decide
+from kretain.policy import Policy, evaluate, facts_from_fields
+from kretain.store import queries, transitions
+from kretain.store.db import Store
+from kretain.store.db import now as wall_now
+from kretain.store.models import EntryRow, asset_fields_from_wire, entry_fields_from_wire
+from kretain.store.states import Action, State
+
+log = structlog.get_logger("kretain.size")
+
+ID_BATCH = 150  # baseEntry.list idIn keeps only 150 ids
+PAGE_SIZE = 500
+_ID_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 
 ASSET_KINDS = ("flavor", "caption", "attachment", "thumb")
 
@@ -115,3 +144,486 @@ def size_entry(
                 saved += c["size_bytes"]
             rows.append(c)
     return SizedEntry(entry_id, rows, total, saved, tuple(children))
+
+
+# ---- the sizing worker ----------------------------------------------------------------------
+
+BATCH_SIZE = 50  # entries per multirequest: ~55 sub-requests, assets usually within 1-2 pages
+LEASE_SECONDS = 900
+MAX_SIZE_ATTEMPTS = 5  # error rows (from a failed lookup) are retried up to this many times
+
+Progress = Callable[..., None] | None
+
+
+@dataclass
+class SizeResult:
+    """What one size() call did."""
+
+    claimed: int = 0
+    sized: int = 0
+    kept: int = 0  # played (or no longer qualifying) since discovery
+    exempt: int = 0
+    gone: int = 0
+    errors: int = 0  # lookups failed or data malformed: state error, retried next run
+    batches: int = 0
+    requests: int = 0  # HTTP requests (a multirequest counts once)
+    calls: int = 0  # API calls inside them
+    bytes_saved: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def as_counts(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "problems"}
+
+
+class _Failed(Exception):
+    """A sub-request needed by an entry failed; the entry goes to error with this reason."""
+
+
+async def size(
+    store: Store,
+    client: KalturaClient,
+    *,
+    run_id: int,
+    concurrency: int = 4,
+    progress: Progress = None,
+    policy: Policy | None = None,
+    as_of: date | None = None,
+    batch_size: int = BATCH_SIZE,
+    lease_seconds: int = LEASE_SECONDS,
+) -> SizeResult:
+    """Size every ``candidate`` row (and ``error`` rows that failed a sizing lookup).
+
+    Per batch ONE multirequest refreshes the entries (baseEntry.list idIn), lists their
+    flavors, captions, attachments and thumbnails (entryIdIn) and their multi-stream
+    children (parentEntryIdEqual per entry); follow-up multirequests fetch further
+    pages and the children's assets. An entry played since discovery moves to kept
+    (with ``policy``/``as_of`` given, the full policy is re-evaluated instead); an entry
+    Kaltura no longer returns moves to gone; any failed sub-request or malformed asset
+    moves the entry to error (fail closed). Assets are stored and the row moves to
+    sized in one transaction. ``progress(event, **counts)``: ``size.batch``, ``size.done``.
+    """
+    if not 1 <= batch_size <= ID_BATCH:
+        raise ValueError(f"batch_size must be 1..{ID_BATCH}")
+    result = SizeResult()
+    await transitions.release_expired(store)
+    before = client.stats.requests
+    lock = asyncio.Lock()  # one claim at a time: batches never overlap
+    held: set[str] = set()
+
+    retrying = True  # first the error rows of earlier runs, then the candidates
+
+    async def claim() -> list[EntryRow]:
+        nonlocal retrying
+        async with lock:
+            rows: list[EntryRow] = []
+            # Rows whose sizing lookup failed in an earlier run (error with an action). A row
+            # failing again keeps its lease until the end, so it is not retried twice here.
+            for action in (Action.DELETE_ENTRY, Action.DELETE_FLAVORS):
+                if not retrying or len(rows) >= batch_size:
+                    break
+                rows += await transitions.claim(
+                    store,
+                    State.ERROR,
+                    State.ERROR,
+                    batch_size - len(rows),
+                    run_id,
+                    lease_seconds,
+                    action=action,
+                    max_attempts=MAX_SIZE_ATTEMPTS,
+                )
+            if not rows:
+                retrying = False  # candidates that fail now wait for the next run
+                rows = await transitions.claim(
+                    store, State.CANDIDATE, State.CANDIDATE, batch_size, run_id, lease_seconds
+                )
+            held.update(r.id for r in rows)
+            return rows
+
+    async def worker() -> None:
+        while True:
+            rows = await claim()
+            if not rows:
+                return
+            result.claimed += len(rows)
+            await _size_batch(store, client, rows, run_id, result, policy, as_of)
+            result.batches += 1
+            if progress is not None:
+                progress(
+                    "size.batch",
+                    sized=result.sized,
+                    kept=result.kept,
+                    errors=result.errors,
+                    gone=result.gone,
+                    bytes_saved=result.bytes_saved,
+                )
+
+    try:
+        await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
+    finally:
+        # Rows still leased (an error row that failed again, or a crash of a batch) are
+        # handed back at once rather than when the lease runs out.
+        await transitions.renew_leases(store, sorted(held), run_id, 0)
+        await transitions.release_expired(store)
+    result.requests = client.stats.requests - before
+    if progress is not None:
+        progress("size.done", **result.as_counts())
+    log.info("size finished", **result.as_counts())
+    return result
+
+
+# ---- one batch ------------------------------------------------------------------------------
+
+
+def _pager(page: int) -> dict[str, Any]:
+    return {"objectType": "KalturaFilterPager", "pageSize": PAGE_SIZE, "pageIndex": page}
+
+
+def _entry_filter(**extra: str) -> dict[str, Any]:
+    return {
+        "objectType": "KalturaBaseEntryFilter",
+        "statusIn": ALL_LIVE_STATUSES,
+        "moderationStatusIn": ALL_MODERATION_STATUSES,
+        **extra,
+    }
+
+
+Builder = Callable[[int], Call]
+
+
+class _Lists:
+    """List calls paged to completion over as few multirequests as possible.
+
+    Each list is keyed; round 1 asks page 1 of every new list, the next round every
+    missing page of the lists whose totalCount exceeds what came back. A list is
+    complete when the distinct ids it returned equal its totalCount; anything else
+    (an API error, a malformed answer, a count that does not add up) is a failure.
+    """
+
+    def __init__(self) -> None:
+        self.builders: dict[Any, Builder] = {}
+        self.objects: dict[Any, dict[str, dict[str, Any]]] = {}
+        self.total: dict[Any, int] = {}
+        self.asked: dict[Any, int] = {}  # pages requested so far
+        self.failed: dict[Any, str] = {}
+
+    def add(self, key: Any, builder: Builder) -> None:
+        self.builders[key] = builder
+        self.objects[key] = {}
+        self.asked[key] = 0
+
+    def next_calls(self) -> list[tuple[Any, Call]]:
+        out: list[tuple[Any, Call]] = []
+        for key, build in self.builders.items():
+            if key in self.failed:
+                continue
+            if self.asked[key] == 0:
+                out.append((key, build(1)))
+                self.asked[key] = 1
+                continue
+            pages = -(-self.total[key] // PAGE_SIZE)
+            if len(self.objects[key]) < self.total[key] and self.asked[key] < pages:
+                out.extend((key, build(p)) for p in range(self.asked[key] + 1, pages + 1))
+                self.asked[key] = pages
+        return out
+
+    def feed(self, key: Any, what: str, item: Any) -> None:
+        if key in self.failed:
+            return
+        if isinstance(item, ApiError):
+            self.failed[key] = f"{what} failed: {item.code} {item}"
+            return
+        try:
+            page = parse_list_response(item, what)
+        except InvalidResponse as exc:
+            self.failed[key] = f"{what}: malformed answer: {exc}"
+            return
+        self.total[key] = max(self.total.get(key, 0), page.total_count)
+        for obj in page.objects:
+            self.objects[key][obj["id"]] = obj
+
+    def result(self, key: Any) -> list[dict[str, Any]]:
+        """The complete list, or _Failed."""
+        if key in self.failed:
+            raise _Failed(self.failed[key])
+        got = len(self.objects[key])
+        if got != self.total.get(key, 0):
+            raise _Failed(f"{key[0]} list returned {got} of {self.total.get(key, 0)} objects")
+        return list(self.objects[key].values())
+
+
+async def _run_lists(
+    client: KalturaClient, lists: _Lists, result: SizeResult, after_round: Callable[[], None]
+) -> None:
+    """Send rounds of multirequests until every list is complete or failed."""
+    while True:
+        pending = lists.next_calls()
+        if not pending:
+            after_round()
+            pending = lists.next_calls()
+            if not pending:
+                return
+        items = await _multi(client, [c for _, c in pending], result)
+        for (key, call), item in zip(pending, items, strict=True):
+            lists.feed(key, f"{call[0]}.{call[1]}", item)
+        after_round()
+
+
+async def _multi(client: KalturaClient, calls: Sequence[Call], result: SizeResult) -> list[Any]:
+    """One multirequest; items failing with a retryable error are re-sent (within budget).
+
+    A transport failure that outlives the client's retries fails every item."""
+    policy = client.config.retry_policy()
+    out: list[Any] = [None] * len(calls)
+    todo = list(range(len(calls)))
+    attempt = 0
+    while todo:
+        try:
+            items = await client.multirequest([calls[i] for i in todo])
+        except KalturaError as exc:
+            err = exc if isinstance(exc, ApiError) else ApiError(type(exc).__name__, str(exc))
+            for i in todo:
+                out[i] = err
+            return out
+        result.calls += len(todo)
+        retry: list[int] = []
+        delay = 0.0
+        attempt += 1
+        for i, item in zip(todo, items, strict=True):
+            out[i] = item
+            if isinstance(item, ApiError):
+                d = decide(item, attempt, policy)
+                if d.retry and not d.renew_session:
+                    retry.append(i)
+                    delay = max(delay, d.delay)
+        if retry:
+            log.debug("size: retrying failed sub-requests", count=len(retry), delay=delay)
+            await asyncio.sleep(delay)
+        todo = retry
+    return out
+
+
+async def _size_batch(
+    store: Store,
+    client: KalturaClient,
+    rows: Sequence[EntryRow],
+    run_id: int,
+    result: SizeResult,
+    policy: Policy | None,
+    as_of: date | None,
+) -> None:
+    ids = [r.id for r in rows]
+    joined = ",".join(ids)
+    lists = _Lists()
+    lists.add(
+        ("entries",),
+        lambda p: ("baseentry", "list", {"filter": _entry_filter(idIn=joined), "pager": _pager(p)}),
+    )
+    for kind in ASSET_KINDS:
+        service, ftype = ASSET_SERVICES[kind]
+        lists.add(
+            (kind, "parents"),
+            lambda p, s=service, t=ftype: (
+                s,
+                "list",
+                {"filter": {"objectType": t, "entryIdIn": joined}, "pager": _pager(p)},
+            ),
+        )
+    for entry_id in ids:
+        lists.add(
+            ("children", entry_id),
+            lambda p, e=entry_id: (
+                "baseentry",
+                "list",
+                {"filter": _entry_filter(parentEntryIdEqual=e), "pager": _pager(p)},
+            ),
+        )
+    children: dict[str, list[str]] = {}
+    child_fail: dict[str, str] = {}
+
+    def add_children() -> None:
+        """Once every children list is complete, list the children's assets too."""
+        if (
+            children
+            or child_fail
+            or any(
+                k[0] == "children" and k not in lists.total and k not in lists.failed
+                for k in lists.builders
+            )
+        ):
+            return
+        for entry_id in ids:
+            try:
+                kids = lists.result(("children", entry_id))
+            except _Failed as exc:
+                child_fail[entry_id] = str(exc)
+                continue
+            found = [k["id"] for k in kids if k.get("parentEntryId") == entry_id]
+            if len(found) != len(kids):
+                child_fail[entry_id] = "children list returned entries of another parent"
+            children[entry_id] = [c for c in found if _ID_RE.match(str(c))]
+        all_kids = ",".join(c for kids in children.values() for c in kids)
+        if not all_kids:
+            return
+        for kind in ASSET_KINDS:
+            service, ftype = ASSET_SERVICES[kind]
+            lists.add(
+                (kind, "children"),
+                lambda p, s=service, t=ftype: (
+                    s,
+                    "list",
+                    {"filter": {"objectType": t, "entryIdIn": all_kids}, "pager": _pager(p)},
+                ),
+            )
+
+    await _run_lists(client, lists, result, add_children)
+    failed = _batch_failures(lists, ids, children, child_fail)
+    entries = (
+        {}
+        if ("entries",) in lists.failed
+        else {e["id"]: e for e in lists.objects[("entries",)].values() if e["id"] in set(ids)}
+    )
+    by_owner: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for kind in ASSET_KINDS:
+        for side in ("parents", "children"):
+            for obj in lists.objects.get((kind, side), {}).values():
+                by_owner.setdefault(str(obj.get("entryId")), []).append((kind, obj))
+    await _apply(store, rows, entries, by_owner, children, failed, run_id, result, policy, as_of)
+
+
+def _batch_failures(
+    lists: _Lists,
+    ids: Sequence[str],
+    children: Mapping[str, list[str]],
+    child_fail: Mapping[str, str],
+) -> dict[str, str]:
+    """entry id -> why its data is incomplete (fail closed)."""
+    failed: dict[str, str] = dict(child_fail)
+    whole: str | None = None
+    for key in [("entries",), *((k, "parents") for k in ASSET_KINDS)]:
+        try:
+            lists.result(key)
+        except _Failed as exc:
+            whole = whole or str(exc)
+    for entry_id in ids:
+        if whole:
+            failed.setdefault(entry_id, whole)
+    if any(children.values()):
+        for kind in ASSET_KINDS:
+            try:
+                lists.result((kind, "children"))
+            except _Failed as exc:
+                for entry_id, kids in children.items():
+                    if kids:
+                        failed.setdefault(entry_id, f"children's assets: {exc}")
+    return failed
+
+
+async def _apply(
+    store: Store,
+    rows: Sequence[EntryRow],
+    entries: Mapping[str, dict[str, Any]],
+    by_owner: Mapping[str, list[tuple[str, dict[str, Any]]]],
+    children: Mapping[str, list[str]],
+    failed: Mapping[str, str],
+    run_id: int,
+    result: SizeResult,
+    policy: Policy | None,
+    as_of: date | None,
+) -> None:
+    """Write the batch's outcome in one transaction."""
+    now = wall_now()
+    async with store.transaction():
+        for row in rows:
+            outcome = _outcome(row, entries, by_owner, children, failed, policy, as_of)
+            kind, detail = outcome[0], outcome[1]
+            if kind == "error":
+                result.errors += 1
+                if row.state != State.ERROR:
+                    await transitions.move(
+                        store, row.id, row.state, State.ERROR, run_id=run_id, error=detail,
+                        lease_owner=run_id, now=now,
+                    )  # fmt: skip
+                continue
+            if kind == "gone":
+                result.gone += 1
+                await transitions.move(
+                    store, row.id, row.state, State.GONE, run_id=run_id, reason=detail,
+                    lease_owner=run_id, now=now,
+                )  # fmt: skip
+                continue
+            fields = outcome[2]
+            await queries.refresh_entries(store, [fields], run_id=run_id, now=now)
+            if kind in ("kept", "exempt"):
+                setattr(result, kind, getattr(result, kind) + 1)
+                await transitions.move(
+                    store, row.id, row.state, State(kind), run_id=run_id, reason=detail,
+                    updates={"reason": detail, "action": None, **outcome[3]},
+                    lease_owner=run_id, now=now,
+                )  # fmt: skip
+                continue
+            sized: SizedEntry = outcome[3]
+            await queries.replace_assets(store, row.id, sized.assets, now=now)
+            await transitions.move(
+                store, row.id, row.state, State.SIZED, run_id=run_id,
+                reason=f"{sized.asset_count} assets, {sized.bytes_saved} bytes freed",
+                updates={
+                    "bytes_total": sized.bytes_total,
+                    "bytes_saved": sized.bytes_saved,
+                    "asset_count": sized.asset_count,
+                    **outcome[4],
+                },
+                lease_owner=run_id, now=now,
+            )  # fmt: skip
+            result.sized += 1
+            result.bytes_saved += sized.bytes_saved
+
+
+def _outcome(
+    row: EntryRow,
+    entries: Mapping[str, dict[str, Any]],
+    by_owner: Mapping[str, list[tuple[str, dict[str, Any]]]],
+    children: Mapping[str, list[str]],
+    failed: Mapping[str, str],
+    policy: Policy | None,
+    as_of: date | None,
+) -> tuple[Any, ...]:
+    """("error", why) | ("gone", why) | ("kept"|"exempt", why, fields, updates)
+    | ("sized", why, fields, SizedEntry, updates)."""
+    if row.id in failed:
+        return ("error", failed[row.id])
+    wire = entries.get(row.id)
+    if wire is None:
+        return ("gone", "not returned by baseEntry.list idIn: gone from Kaltura")
+    try:
+        fields = entry_fields_from_wire(wire)
+    except InvalidEntryData as exc:
+        return ("error", f"invalid data from Kaltura: {exc}")
+    action = row.action
+    updates: dict[str, Any] = {}
+    if policy is not None and as_of is not None:
+        decision = evaluate(facts_from_fields(fields), policy, as_of)
+        if decision.action is None:
+            if decision.incomplete:
+                return ("error", decision.reason)
+            state = "exempt" if decision.exempt_by else "kept"
+            why = _played_since(row, fields) or decision.reason
+            return (state, why, fields, {"policy": decision.rule, "exempt_by": decision.exempt_by})
+        action = Action(decision.action)
+        updates = {"policy": decision.rule, "action": str(action), "reason": decision.reason}
+    elif (why := _played_since(row, fields)) is not None:
+        return ("kept", why, fields, {"policy": None})
+    if action is None:
+        return ("error", "no action recorded for this entry")
+    try:
+        sized = size_entry(row.id, str(action), by_owner, children.get(row.id, ()))
+    except InvalidEntryData as exc:
+        return ("error", f"malformed asset: {exc}")
+    return ("sized", "", fields, sized, updates)
+
+
+def _played_since(row: EntryRow, fields: Mapping[str, Any]) -> str | None:
+    played = fields.get("last_played_at")
+    if not played or (row.last_played_at is not None and played <= row.last_played_at):
+        return None
+    day = datetime.fromtimestamp(played, UTC).date().isoformat()
+    return f"played {day} since the audit"
