@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import socket
+import ssl
+import subprocess
 from collections.abc import AsyncIterator
 
 import pytest
@@ -157,3 +160,55 @@ async def test_timeout_and_refused(hostile) -> None:
             await transport.request("media", "list")
     finally:
         await transport.close()
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
+async def test_tls_verification_on_by_default(tmp_path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.json_response("ok")
+
+    app = web.Application()
+    app.router.add_post("/api_v3/service/{svc}/action/{act}", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+    await site.start()
+    url = f"https://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        transport = await _transport(url)
+        try:
+            with pytest.raises(ConnectionFailed, match="TLS"):
+                await transport.request("system", "ping")
+        finally:
+            await transport.close()
+        transport = await _transport(url, verify_tls=False)  # explicit opt-out only
+        try:
+            assert await transport.request("system", "ping") == "ok"
+        finally:
+            await transport.close()
+    finally:
+        await runner.cleanup()
