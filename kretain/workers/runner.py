@@ -37,6 +37,7 @@ class RunReport:
     status: str = "running"
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    requests: int = 0  # HTTP requests sent to Kaltura (a multirequest counts once)
 
 
 def client_config(settings: Settings, **overrides: Any) -> ClientConfig:
@@ -78,30 +79,32 @@ async def run_pipeline(
     """Advance every row as far as ``stage`` allows (None: as far as configured)."""
     settings.validate_credentials()
     want_backup = stage == "backup" or (stage is None and archive_configured(settings))
-    async with await open_store(settings.db) as store:
-        run_id = await queries.start_run(
-            store, "run", args or {}, as_of=settings.as_of.isoformat(), pid=os.getpid()
-        )
-        if on_run_started is not None:
-            on_run_started(run_id, store.path)
-        report = RunReport(run_id=run_id)
-        structlog.contextvars.bind_contextvars(run_id=run_id)
-        try:
-            await recover_dead_runs(store, run_id)
-            async with KalturaClient(client_config(settings, **(client_overrides or {}))) as client:
-                # Start the session before any work: wrong credentials stop here, clearly.
-                await client.ks()
+    async with KalturaClient(client_config(settings, **(client_overrides or {}))) as client:
+        # Start the session before touching the database: wrong credentials stop here,
+        # with one clear line, and leave no trace of a run.
+        await client.ks()
+        async with await open_store(settings.db) as store:
+            run_id = await queries.start_run(
+                store, "run", args or {}, as_of=settings.as_of.isoformat(), pid=os.getpid()
+            )
+            if on_run_started is not None:
+                on_run_started(run_id, store.path)
+            report = RunReport(run_id=run_id)
+            structlog.contextvars.bind_contextvars(run_id=run_id)
+            try:
+                await recover_dead_runs(store, run_id)
                 await _stages(store, client, settings, report, want_backup, progress)
-            report.status = "ok" if not report.problems else "incomplete"
-        except (asyncio.CancelledError, KeyboardInterrupt):
-            report.status = "interrupted"
-            raise
-        except BaseException:
-            report.status = "failed"
-            raise
-        finally:
-            await _finish(store, report)
-            structlog.contextvars.unbind_contextvars("run_id")
+                report.requests = client.stats.requests
+                report.status = "ok" if not report.problems else "incomplete"
+            except (asyncio.CancelledError, KeyboardInterrupt):
+                report.status = "interrupted"
+                raise
+            except BaseException:
+                report.status = "failed"
+                raise
+            finally:
+                await _finish(store, report)
+                structlog.contextvars.unbind_contextvars("run_id")
     return report
 
 

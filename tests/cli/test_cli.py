@@ -1,0 +1,149 @@
+"""The command line end to end: real simulator over loopback, real SQLite, CliRunner."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from kretain.cli import cli
+from kretain.simulator.partner import PartnerSpec
+from kretain.simulator.testing import run_simulator
+
+SPEC = PartnerSpec(entries=800, seed=11, burst=30)
+AS_OF = datetime.fromtimestamp(SPEC.now, UTC).date().isoformat()
+
+
+def env_for(sim, secret: str | None = None) -> dict[str, str]:
+    return {
+        "KALTURA_SERVICE_URL": sim.url,
+        "KALTURA_PARTNER_ID": str(sim.partner.spec.partner_id),
+        "KALTURA_ADMIN_SECRET": secret or sim.partner.spec.admin_secret,
+        "KRETAIN_AS_OF": AS_OF,
+    }
+
+
+def invoke(args: list[str], env: dict[str, str] | None = None):
+    return CliRunner().invoke(cli, args, env=env or {}, catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def audited(tmp_path_factory):
+    """One audited database shared by the read-only report tests."""
+    workdir = tmp_path_factory.mktemp("audited")
+    with run_simulator(SPEC) as sim:
+        db = workdir / "kretain.db"
+        result = invoke(["--db", str(db), "run", "--no-progress"], env_for(sim))
+        assert result.exit_code == 0, result.output
+        yield sim, db, result
+
+
+def test_every_command_has_help_and_is_in_the_readme() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    for name, command in cli.commands.items():
+        assert command.help and len(command.help) > 20, name
+        assert f"kretain {name}" in readme, f"README does not mention `kretain {name}`"
+        assert invoke([name, "--help"]).exit_code == 0
+
+
+def test_init_writes_a_commented_toml_and_refuses_to_overwrite(tmp_path: Path) -> None:
+    result = invoke(["init"])
+    assert result.exit_code == 0
+    text = (tmp_path / "kretain.toml").read_text()
+    assert "[kaltura]" in text and "#" in text
+    again = invoke(["init"])
+    assert again.exit_code != 0 and "--force" in again.output
+
+
+def test_run_reports_and_records_the_run(audited) -> None:
+    sim, db, result = audited
+    assert "run 1: ok" in result.output
+    con = sqlite3.connect(db)
+    states = dict(con.execute("select state, count(*) from entries group by state"))
+    assert states.get("sized", 0) > 50, states
+    assert "candidate" not in states  # everything the run could size was sized
+    run = con.execute("select status, finished_at from runs where id = 1").fetchone()
+    assert run[0] == "ok" and run[1] is not None
+
+
+def test_status_summary_export_query(audited) -> None:
+    sim, db, _ = audited
+    status = invoke(["--db", str(db), "status"])
+    assert status.exit_code == 0 and "sized" in status.output
+
+    summary = invoke(["--db", str(db), "summary", "--format", "csv"])
+    rows = {r["metric"]: r for r in csv.DictReader(io.StringIO(summary.output))}
+    con = sqlite3.connect(db)
+    in_policy = con.execute(
+        "select count(*) from entries where state in ('candidate','sized','downloading',"
+        "'archived','failed','deleting','deleted')"
+    ).fetchone()[0]
+    assert int(rows["candidates"]["total"]) == in_policy
+
+    export = invoke(["--db", str(db), "export", "--state", "sized"])
+    exported = list(csv.DictReader(io.StringIO(export.output)))
+    assert (
+        len(exported)
+        == con.execute("select count(*) from entries where state = 'sized'").fetchone()[0]
+    )
+    assert {"policy", "entry_id", "reason", "bytes_saved"} <= set(exported[0])
+
+    owners = invoke(["--db", str(db), "export", "--owners", "--format", "json"])
+    by_owner = json.loads(owners.output)
+    assert sum(int(o["entries"]) for o in by_owner) == in_policy
+
+    query = invoke(["--db", str(db), "query", "select count(*) as n from entries", "--json"])
+    assert (
+        json.loads(query.output)[0]["n"]
+        == con.execute("select count(*) from entries").fetchone()[0]
+    )
+    refused = invoke(["--db", str(db), "query", "delete from entries"])
+    assert refused.exit_code != 0
+
+
+def test_second_run_redoes_no_sizing(audited) -> None:
+    sim, db, _ = audited
+    before = sim.stats.calls.get("flavorasset.list", 0)
+    result = invoke(["--db", str(db), "run", "--no-progress"], env_for(sim))
+    assert result.exit_code == 0, result.output
+    assert sim.stats.calls.get("flavorasset.list", 0) == before
+
+
+def test_wrong_secret_is_one_clear_line_and_touches_nothing(tmp_path: Path) -> None:
+    with run_simulator(PartnerSpec(entries=50, seed=3)) as sim:
+        secret = "definitely-wrong-secret-value"
+        result = invoke(["run", "--no-progress"], env_for(sim, secret))
+    assert result.exit_code != 0
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("kretain: "), result.output
+    assert secret not in result.output
+    assert not (tmp_path / "kretain.db").exists()
+
+
+def test_missing_credentials_fail_before_any_work(tmp_path: Path) -> None:
+    result = invoke(["run"], {"KALTURA_PARTNER_ID": "123"})
+    assert result.exit_code != 0 and "kretain: " in result.output
+    assert not (tmp_path / "kretain.db").exists()
+
+
+def test_secrets_never_reach_db_logs_or_exports(tmp_path: Path) -> None:
+    with run_simulator(PartnerSpec(entries=120, seed=5)) as sim:
+        env = env_for(sim)
+        result = invoke(["-v", "run", "--no-progress"], env)
+        assert result.exit_code == 0, result.output
+        export = invoke(["export", "--columns", "full"])
+    secret = sim.partner.spec.admin_secret.encode()
+    blobs = [result.output.encode(), export.output.encode()]
+    blobs += [p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()]
+    assert len(blobs) > 3
+    for blob in blobs:
+        assert secret not in blob
+        # No KS either (they start with djJ8 = base64 "v2|").
+        assert not re.search(rb"djJ8[A-Za-z0-9_-]{40,}", blob)
