@@ -244,3 +244,42 @@ async def test_sigkill_then_resume_requests_no_saved_page_again(big_sim, tmp_pat
             ).fetchone() == (pages,)
     got = {i: (r["policy"], r["action"]) for i, r in rows.items() if r["state"] == "candidate"}
     assert got == truth(sim.partner, AS_OF)
+
+
+async def test_hostile_entry_data_is_recorded_as_error(tmp_path: Path) -> None:
+    """Wire entries that fail the checks become state error with the reason (real store)."""
+    from kretain.workers import discover as mod
+
+    good = {
+        "id": "0_good0001", "objectType": "KalturaMediaEntry", "type": 1, "status": 2,
+        "createdAt": 1_500_000_000, "updatedAt": 1_500_000_000, "plays": 0, "mediaType": 1,
+    }  # fmt: skip
+    hostile = [
+        {**good, "id": "0_bad00001", "createdAt": "yesterday"},
+        {**good, "id": "0_bad00002", "lastPlayedAt": {"$gt": 0}},
+        {**good, "id": "0_bad00003", "status": None},
+        {**good, "id": "../../etc/passwd"},  # unusable id: skipped, never stored
+    ]
+    async with await open_store(tmp_path / "k.db") as store:
+        run_id = await queries.start_run(store, "discover", {})
+        result = mod.DiscoverResult(generation=1, resumed=False)
+        run = mod._Run(store, None, Policy.default(), AS_OF, run_id, 1, {}, result, None)
+        admissions, bad = mod._admissions(run, [good, *hostile])
+        async with store.transaction():
+            await mod.transitions.admit(store, admissions, run_id=run_id)
+            await mod._record_bad(run, bad, 1_800_000_000)
+        rows = await rows_by_state(store)
+        assert rows["0_good0001"]["state"] == "candidate"
+        # A known row turning hostile keeps its last good metadata and goes to error.
+        _, bad = mod._admissions(run, [{**good, "createdAt": -5}])
+        async with store.transaction():
+            await mod._record_bad(run, bad, 1_800_000_001)
+        row = await store.fetchone(
+            "SELECT state, last_error, created_at FROM entries WHERE id = '0_good0001'"
+        )
+        assert (row[0], row[2]) == ("error", 1_500_000_000)
+        assert "createdAt" in row[1]
+    for i in ("0_bad00001", "0_bad00002", "0_bad00003"):
+        assert rows[i]["state"] == "error"
+        assert rows[i]["reason"].startswith("invalid data from Kaltura")
+    assert len(rows) == 4
