@@ -1,0 +1,456 @@
+"""Settings: flags > environment > kretain.toml > defaults, frozen once loaded.
+
+Names:
+    Settings                  frozen dataclass (fields below); repr never shows a secret
+    load_settings(flags, env, cwd, config_path) -> Settings
+    Settings.validate_credentials() -> None     ConfigError (one line) if the API can't be used
+    Settings.auth_mode -> "app_token" | "admin_secret" | None
+    render_default_toml() -> str               the commented kretain.toml `kretain init` writes
+    read_entry_ids(path) -> frozenset[str]     the exemption id-list file format
+    ENV_NAMES                                  field -> environment variable
+
+Fields, environment variables and kretain.toml keys:
+    service_url          KALTURA_SERVICE_URL          [kaltura] service_url  (https://www.kaltura.com)
+    partner_id           KALTURA_PARTNER_ID           [kaltura] partner_id
+    admin_secret         KALTURA_ADMIN_SECRET         [kaltura] admin_secret
+    user_id              KALTURA_USER_ID              [kaltura] user_id
+    app_token_id         KALTURA_APP_TOKEN_ID         [kaltura] app_token_id
+    app_token            KALTURA_APP_TOKEN            [kaltura] app_token
+    app_token_hash_type  KALTURA_APP_TOKEN_HASH_TYPE  [kaltura] app_token_hash_type  (SHA256)
+    db                   KRETAIN_DB                   [kretain] db            (./kretain.db)
+    archive              KRETAIN_ARCHIVE              [kretain] archive       (./kretain-archive)
+    as_of                KRETAIN_AS_OF                [kretain] as_of         (today, UTC)
+    concurrency          KRETAIN_CONCURRENCY          [kretain] concurrency   (8)
+    requests_per_second  KRETAIN_REQUESTS_PER_SECOND  [kretain] requests_per_second (unlimited)
+    policy               -                            [policy] ...            (the seed policy)
+
+``flags`` uses the field names as keys; None values mean "not given". Relative paths from flags
+and the environment resolve against ``cwd``; from kretain.toml against the file's directory.
+Unknown kretain.toml keys are errors (a typo in an exemption must not silently widen deletes).
+Malformed credentials do not stop loading (``kretain status`` needs none); commands that call
+Kaltura run ``validate_credentials()`` first.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from kretain.errors import ConfigError
+from kretain.policy import Policy
+
+__all__ = [
+    "CONFIG_FILENAME",
+    "DEFAULT_SERVICE_URL",
+    "ENV_NAMES",
+    "Settings",
+    "load_settings",
+    "read_entry_ids",
+    "render_default_toml",
+]
+
+CONFIG_FILENAME = "kretain.toml"
+DEFAULT_SERVICE_URL = "https://www.kaltura.com"
+HASH_TYPES = ("SHA1", "SHA256", "SHA512", "MD5")
+SECRET_FIELDS = frozenset({"admin_secret", "app_token"})
+
+ENV_NAMES: dict[str, str] = {
+    "service_url": "KALTURA_SERVICE_URL",
+    "partner_id": "KALTURA_PARTNER_ID",
+    "admin_secret": "KALTURA_ADMIN_SECRET",
+    "user_id": "KALTURA_USER_ID",
+    "app_token_id": "KALTURA_APP_TOKEN_ID",
+    "app_token": "KALTURA_APP_TOKEN",
+    "app_token_hash_type": "KALTURA_APP_TOKEN_HASH_TYPE",
+    "db": "KRETAIN_DB",
+    "archive": "KRETAIN_ARCHIVE",
+    "as_of": "KRETAIN_AS_OF",
+    "concurrency": "KRETAIN_CONCURRENCY",
+    "requests_per_second": "KRETAIN_REQUESTS_PER_SECOND",
+}
+_TOML_SECTIONS: dict[str, tuple[str, ...]] = {
+    "kaltura": (
+        "service_url",
+        "partner_id",
+        "admin_secret",
+        "user_id",
+        "app_token_id",
+        "app_token",
+        "app_token_hash_type",
+    ),
+    "kretain": ("db", "archive", "as_of", "concurrency", "requests_per_second"),
+}
+_ID_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+@dataclass(frozen=True)
+class Settings:
+    service_url: str = DEFAULT_SERVICE_URL
+    partner_id: int | None = None
+    admin_secret: str | None = None
+    user_id: str | None = None
+    app_token_id: str | None = None
+    app_token: str | None = None
+    app_token_hash_type: str = "SHA256"
+    db: Path = Path("kretain.db")
+    archive: Path = Path("kretain-archive")
+    as_of: date = field(default_factory=_today)
+    concurrency: int = 8
+    requests_per_second: float | None = None
+    policy: Policy = field(default_factory=Policy.default)
+    config_file: Path | None = None  # the kretain.toml that was read, if any
+    # Where each non-default value came from, e.g. {"db": "KRETAIN_DB"}; for error messages.
+    sources: Mapping[str, str] = field(default_factory=dict)
+    # The partner id as given when it could not be parsed (validate_credentials reports it).
+    partner_id_raw: str | None = None
+
+    def __repr__(self) -> str:
+        parts = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in SECRET_FIELDS:
+                shown = "'***'" if value else "None"
+            elif f.name == "policy":
+                shown = f"Policy(rules={[r.name for r in value.rules]})"
+            else:
+                shown = repr(value)
+            parts.append(f"{f.name}={shown}")
+        return f"Settings({', '.join(parts)})"
+
+    __str__ = __repr__
+
+    @property
+    def auth_mode(self) -> str | None:
+        """ "app_token" when the token pair is set (preferred: scoped, revocable), else
+        "admin_secret" when that is set, else None."""
+        if self.app_token_id and self.app_token:
+            return "app_token"
+        if self.admin_secret:
+            return "admin_secret"
+        return None
+
+    def _name(self, field_name: str) -> str:
+        return self.sources.get(field_name, ENV_NAMES[field_name])
+
+    def validate_credentials(self) -> None:
+        """Raise ConfigError (one line, never containing a secret) unless the API is usable."""
+        if self.partner_id is None:
+            if self.partner_id_raw is not None:
+                raise ConfigError(
+                    f"{self._name('partner_id')} must be a positive integer, "
+                    f"got {self.partner_id_raw[:40]!r}"
+                )
+            raise ConfigError(
+                "missing Kaltura partner id: set KALTURA_PARTNER_ID, --partner-id or "
+                "[kaltura] partner_id in kretain.toml"
+            )
+        if bool(self.app_token_id) != bool(self.app_token):
+            have, lack = (
+                ("app_token_id", "app_token")
+                if self.app_token_id
+                else ("app_token", "app_token_id")
+            )
+            raise ConfigError(
+                f"{self._name(have)} is set but {ENV_NAMES[lack]} is not: an app token needs both"
+            )
+        if self.auth_mode is None:
+            raise ConfigError(
+                "missing Kaltura credentials: set KALTURA_ADMIN_SECRET, or KALTURA_APP_TOKEN_ID "
+                "and KALTURA_APP_TOKEN"
+            )
+        for name in ("admin_secret", "app_token"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if len(value) < 8 or any(c.isspace() or not c.isprintable() for c in value):
+                raise ConfigError(
+                    f"{self._name(name)} looks malformed (too short, or contains spaces or "
+                    "control characters)"
+                )
+        if self.app_token_id is not None and not _ID_RE.match(self.app_token_id):
+            raise ConfigError(
+                f"{self._name('app_token_id')} must look like 0_abc123, "
+                f"got {self.app_token_id[:40]!r}"
+            )
+
+
+# ---- parsing ------------------------------------------------------------------------------
+
+
+def _parse(name: str, value: Any, origin: str, base: Path) -> Any:
+    """Coerce one raw value (str from env/flags, typed from TOML) or raise ConfigError."""
+    if name in ("service_url",):
+        text = str(value).strip().rstrip("/")
+        if not re.match(r"^https?://[^\s/]+", text):
+            raise ConfigError(f"{origin} must be an http(s) URL, got {text[:60]!r}")
+        return text
+    if name in ("db", "archive"):
+        if not isinstance(value, str | Path) or not str(value).strip():
+            raise ConfigError(f"{origin} must be a path")
+        path = Path(str(value)).expanduser()
+        return path if path.is_absolute() else base / path
+    if name == "as_of":
+        if isinstance(value, date) and not isinstance(value, datetime):
+            return value
+        try:
+            return date.fromisoformat(str(value).strip())
+        except ValueError:
+            raise ConfigError(f"{origin} must be a date like 2026-01-31, got {value!r}") from None
+    if name == "concurrency":
+        try:
+            number = int(str(value).strip()) if not isinstance(value, bool) else None
+        except ValueError:
+            number = None
+        if number is None or not 1 <= number <= 256:
+            raise ConfigError(f"{origin} must be an integer from 1 to 256, got {value!r}")
+        return number
+    if name == "requests_per_second":
+        try:
+            rate = float(str(value).strip()) if not isinstance(value, bool) else -1.0
+        except ValueError:
+            rate = -1.0
+        if rate < 0 or rate != rate:  # NaN
+            raise ConfigError(f"{origin} must be a number >= 0 (0 = unlimited), got {value!r}")
+        return rate or None
+    if name == "app_token_hash_type":
+        text = str(value).strip().upper()
+        if text not in HASH_TYPES:
+            raise ConfigError(f"{origin} must be one of {', '.join(HASH_TYPES)}, got {value!r}")
+        return text
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ConfigError(f"{origin} must be a string")
+    text = str(value).strip()
+    return text or None
+
+
+def _parse_partner_id(value: Any) -> tuple[int | None, str | None]:
+    text = str(value).strip()
+    if not isinstance(value, bool) and re.fullmatch(r"\d{1,12}", text) and int(text) > 0:
+        return int(text), None
+    return None, text
+
+
+def read_entry_ids(path: Path) -> frozenset[str]:
+    """One entry id per line (first token; extra columns ignored); blank lines and # comments
+    skipped. A line that is not an entry id raises ConfigError naming the line."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise ConfigError(f"cannot read exemption id list {path}: {exc.strerror}") from None
+    ids: set[str] = set()
+    for number, line in enumerate(text.splitlines(), 1):
+        token = re.split(r"[\s,;]+", line.split("#", 1)[0].strip(), maxsplit=1)[0]
+        if not token:
+            continue
+        if token.lower() in ("entry_id", "id", "entryid") and not ids:
+            continue  # a CSV header
+        if not _ID_RE.match(token):
+            raise ConfigError(f"{path}:{number}: not an entry id: {token[:40]!r}")
+        ids.add(token)
+    return frozenset(ids)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+
+
+def load_settings(
+    flags: Mapping[str, Any],
+    env: Mapping[str, str],
+    cwd: Path,
+    config_path: Path | None = None,
+) -> Settings:
+    """Merge flags > env > kretain.toml (``config_path`` or ``cwd``/kretain.toml) > defaults."""
+    unknown_flags = set(flags) - set(ENV_NAMES)
+    if unknown_flags:
+        raise ValueError(f"unknown settings in flags: {sorted(unknown_flags)}")
+    cwd = Path(cwd)
+    toml_path: Path | None
+    if config_path is not None:
+        toml_path = config_path if Path(config_path).is_absolute() else cwd / config_path
+        data = _read_toml(toml_path)
+    else:
+        toml_path = cwd / CONFIG_FILENAME
+        data = _read_toml(toml_path) if toml_path.is_file() else {}
+        if not data and not toml_path.is_file():
+            toml_path = None
+
+    extra = sorted(set(data) - {*_TOML_SECTIONS, "policy"})
+    if extra:
+        raise ConfigError(f"{toml_path}: unknown section [{extra[0]}]")
+    raw: dict[str, tuple[Any, str, Path]] = {}  # name -> (value, origin label, base dir)
+    for section, names in _TOML_SECTIONS.items():
+        table = data.get(section, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{toml_path}: [{section}] must be a table")
+        bad = sorted(set(table) - set(names))
+        if bad:
+            raise ConfigError(f"{toml_path}: unknown setting {section}.{bad[0]}")
+        for name in names:
+            if name in table:
+                assert toml_path is not None
+                raw[name] = (table[name], f"{section}.{name} in {toml_path}", toml_path.parent)
+    for name, var in ENV_NAMES.items():
+        value = env.get(var)
+        if value is not None and value.strip() != "":
+            raw[name] = (value, var, cwd)
+    for name, value in flags.items():
+        if value is not None:
+            raw[name] = (value, f"--{name.replace('_', '-')}", cwd)
+
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for name, (value, origin, base) in raw.items():
+        sources[name] = origin
+        if name == "partner_id":
+            values["partner_id"], values["partner_id_raw"] = _parse_partner_id(value)
+        elif name in SECRET_FIELDS:
+            if not isinstance(value, str):
+                raise ConfigError(f"{origin} must be a string")
+            values[name] = value.strip() or None
+        else:
+            values[name] = _parse(name, value, origin, base)
+    values.setdefault("db", cwd / "kretain.db")
+    values.setdefault("archive", cwd / "kretain-archive")
+
+    policy_section = data.get("policy", {})
+    if not isinstance(policy_section, dict):
+        raise ConfigError(f"{toml_path}: [policy] must be a table")
+    entry_ids: frozenset[str] = frozenset()
+    ids_file = (
+        policy_section.get("exemptions", {}).get("entry_ids_file")
+        if isinstance(policy_section.get("exemptions", {}), dict)
+        else None
+    )
+    if ids_file is not None:
+        if not isinstance(ids_file, str) or not ids_file.strip():
+            raise ConfigError("policy.exemptions.entry_ids_file must be a path")
+        assert toml_path is not None
+        ids_path = Path(ids_file).expanduser()
+        entry_ids = read_entry_ids(
+            ids_path if ids_path.is_absolute() else toml_path.parent / ids_path
+        )
+    try:
+        values["policy"] = Policy.from_mapping(policy_section, entry_ids=entry_ids)
+    except ConfigError as exc:
+        where = f"{toml_path}: " if toml_path else ""
+        raise ConfigError(f"{where}{exc}") from None
+    return Settings(**values, config_file=toml_path, sources=sources)
+
+
+# ---- kretain init -------------------------------------------------------------------------
+
+_DEFAULT_TOML = """\
+# kretain.toml: settings for kretain, the Kaltura media retention tool.
+# Precedence: command-line flags > environment variables > this file > built-in defaults.
+# Keep secrets out of this file if you can: prefer the environment variables named below.
+# If you do put a secret here, make the file readable only by you (chmod 600 kretain.toml).
+
+[kaltura]
+# API endpoint of your Kaltura deployment.                           env KALTURA_SERVICE_URL
+service_url = "https://www.kaltura.com"
+# Your partner id (KMC > Settings > Integration Settings).             env KALTURA_PARTNER_ID
+# partner_id = 1234567
+# Either an admin secret ...                                         env KALTURA_ADMIN_SECRET
+# admin_secret = "..."
+# ... or (preferred: scoped and revocable) an app token created with
+# sessionType=2 and sessionPrivileges including disableentitlement.
+#                                       env KALTURA_APP_TOKEN_ID, KALTURA_APP_TOKEN
+# app_token_id = "0_abcd1234"
+# app_token = "..."
+# Hash the token was created with: SHA1, SHA256, SHA512 or MD5.  env KALTURA_APP_TOKEN_HASH_TYPE
+app_token_hash_type = "SHA256"
+# User id recorded in the Kaltura session (optional).                   env KALTURA_USER_ID
+# user_id = "retention-bot"
+
+[kretain]
+# The state database: every entry and every decision is a row here.   env KRETAIN_DB
+# Relative paths in this file are relative to this file's directory.
+db = "kretain.db"
+# Where backups (source flavors, captions, attachments, thumbnails, entry.json) go.
+#                                                                     env KRETAIN_ARCHIVE
+archive = "kretain-archive"
+# The date the policy is evaluated at (YYYY-MM-DD); default: today (UTC). env KRETAIN_AS_OF
+# as_of = "2026-01-31"
+# Parallel API requests / downloads.                                 env KRETAIN_CONCURRENCY
+concurrency = 8
+# Cap on API calls per second; 0 = no cap.                   env KRETAIN_REQUESTS_PER_SECOND
+requests_per_second = 0
+
+[policy]
+# Rules are tried in order; the first that matches decides. Ages are in 365-day years counted
+# from the entry's creation to as_of; "N years" includes exactly N years.
+# Quiz entries (capabilities contain quiz.quiz) and external/YouTube entries
+# (type externalMedia.externalMedia) are labelled in reports. Set these to false to exempt them.
+include_quiz = true
+include_external = true
+# May tags/categories/owners exempt an entry that never became ready? (The entry-id list always
+# does.) Default false, like UCSD: a broken entry cannot be kept by its owner.
+non_ready_exemptible = false
+
+# Entries that never became ready (any status below), created 2+ years before as_of:
+# delete the entry. Statuses: -2 ERROR_IMPORTING, -1 ERROR_CONVERTING, 0 IMPORT, 1 PRECONVERT,
+# 4 PENDING, 5 MODERATE, 6 BLOCKED, 7 NO_CONTENT, plus the virus-scan plugin's values.
+[[policy.rules]]
+name = "non-ready"
+statuses = ["-2", "-1", "0", "1", "4", "5", "6", "7", "virusScan.Infected", "virusScan.ScanFailure"]
+min_age_years = 2
+action = "delete_entry"
+
+# Created 4+ years ago and not played for 4+ years (or never): back up, then delete the entry.
+[[policy.rules]]
+name = "4-year"
+min_age_years = 4
+not_played_years = 4
+action = "delete_entry"
+
+# Created 2-4 years ago and not played for 2+ years (or never): delete every flavor except the
+# source (the entry stays playable after re-transcoding; no backup needed).
+[[policy.rules]]
+name = "2-year"
+min_age_years = 2
+max_age_years = 4
+not_played_years = 2
+action = "delete_flavors"
+
+# An entry created 4+ years ago but played 2-4 years ago matches no rule and is kept.
+# Rule keys: name, action (delete_entry | delete_flavors), min_age_years (required),
+# max_age_years, not_played_years, statuses (non-ready rules only).
+
+[policy.exemptions]
+# Entries matching any of these are reported as exempt and never touched.
+# Tags (case-insensitive, whole tag).
+tags = []
+# Category ids the entry is directly in (sub-categories have their own ids).
+category_ids = []
+# Category full names; a name also covers its sub-categories ("A>B" covers "A>B>C", not "A>BC").
+categories = []
+# Owners (Kaltura userId, case-insensitive).
+owners = []
+# Entry ids, here and/or in a file with one id per line (# comments allowed; relative to this
+# file's directory).
+entry_ids = []
+# entry_ids_file = "keep-ids.txt"
+"""
+
+
+def render_default_toml() -> str:
+    """The commented kretain.toml `kretain init` writes; loading it gives the default policy."""
+    return _DEFAULT_TOML

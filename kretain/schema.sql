@@ -1,0 +1,156 @@
+-- kretain state store: the full CURRENT schema (PRAGMA user_version = 2).
+--
+-- A fresh database is created from this file; an older one is brought here by the ordered
+-- migrations in kretain/store/migrations.py. tests/store/test_migrations.py proves both give the
+-- same schema. The top-level schema.sql is a copy of this file (checked by a test).
+--
+-- Times written by kretain and by Kaltura are Unix seconds (INTEGER, UTC).
+-- Nothing in this database may hold a secret (KS, admin secret, app token).
+
+-- One row per Kaltura entry kretain has seen. Only kretain/store/transitions.py writes `state`.
+CREATE TABLE entries (
+    id                   TEXT PRIMARY KEY,
+    partner_id           INTEGER,
+    name                 TEXT,
+    owner                TEXT,               -- userId
+    creator_id           TEXT,
+    media_type           INTEGER,
+    entry_type           TEXT,               -- wire `type`: "1" or a plugin value
+    source_type          TEXT,
+    external_source_type TEXT,
+    status               TEXT,               -- wire `status`: "2" or "virusScan.Infected"
+    created_at           INTEGER NOT NULL,
+    updated_at           INTEGER,
+    last_played_at       INTEGER,            -- NULL = never played
+    plays                INTEGER,            -- NULL = the object carried no play data
+    duration             INTEGER,
+    parent_id            TEXT,
+    root_entry_id        TEXT,
+    capabilities         TEXT,
+    categories           TEXT,
+    categories_ids       TEXT,
+    tags                 TEXT,
+    display_in_search    INTEGER,
+    raw                  TEXT,               -- JSON of the last fetched wire object
+    is_quiz              INTEGER NOT NULL DEFAULT 0,
+    is_external          INTEGER NOT NULL DEFAULT 0,
+    policy               TEXT,               -- matched rule name, or NULL
+    action               TEXT CHECK (action IN ('delete_entry', 'delete_flavors')),
+    reason               TEXT,
+    state                TEXT NOT NULL CHECK (state IN ('candidate', 'sized', 'downloading',
+                             'archived', 'deleting', 'deleted', 'exempt', 'kept', 'error',
+                             'failed', 'gone')),
+    state_changed_at     INTEGER NOT NULL,
+    discovered_at        INTEGER NOT NULL,
+    sized_at             INTEGER,
+    archived_at          INTEGER,
+    deleted_at           INTEGER,
+    attempts             INTEGER NOT NULL DEFAULT 0,
+    last_error           TEXT,
+    lease_owner          INTEGER,            -- runs.id holding the row
+    lease_expires_at     INTEGER,
+    lease_from_state     TEXT,               -- state to return to when the lease expires
+    bytes_total          INTEGER,            -- all assets, children included
+    bytes_saved          INTEGER,            -- what the row's action frees
+    asset_count          INTEGER,
+    last_seen_run        INTEGER,
+    refreshed_at         INTEGER,
+    gone_at              INTEGER,
+    exempt_by            TEXT,               -- e.g. "tag:legal-hold"
+    delete_mode          TEXT CHECK (delete_mode IN ('delete', 'recycle'))
+);
+CREATE INDEX entries_state ON entries (state, action);
+CREATE INDEX entries_policy ON entries (policy);
+CREATE INDEX entries_owner ON entries (owner);
+CREATE INDEX entries_lease ON entries (lease_expires_at) WHERE lease_owner IS NOT NULL;
+
+-- Every asset of an entry and of its children; entry_id is the top entry.
+CREATE TABLE assets (
+    id               TEXT PRIMARY KEY,
+    entry_id         TEXT NOT NULL REFERENCES entries (id) ON DELETE CASCADE,
+    owner_entry_id   TEXT,                   -- the child's id when a child entry owns it
+    kind             TEXT NOT NULL CHECK (kind IN ('flavor', 'caption', 'attachment', 'thumb')),
+    is_source        INTEGER NOT NULL DEFAULT 0,
+    flavor_params_id INTEGER,
+    status           TEXT,
+    size_bytes       INTEGER NOT NULL DEFAULT 0,
+    file_ext         TEXT,
+    language         TEXT,
+    tags             TEXT,
+    raw              TEXT,
+    archive_path     TEXT,
+    bytes_done       INTEGER NOT NULL DEFAULT 0,
+    sha256           TEXT,
+    verified_at      INTEGER,
+    backup_state     TEXT NOT NULL DEFAULT 'pending'
+                         CHECK (backup_state IN ('pending', 'partial', 'done', 'verified',
+                             'failed', 'skipped'))
+);
+CREATE INDEX assets_entry ON assets (entry_id);
+
+-- Append-only history: every state move and every API call that changed something.
+CREATE TABLE events (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    time       INTEGER NOT NULL,
+    run_id     INTEGER,
+    entry_id   TEXT,
+    asset_id   TEXT,
+    kind       TEXT NOT NULL CHECK (kind IN ('state', 'api')),
+    from_state TEXT,
+    to_state   TEXT,
+    action     TEXT,
+    outcome    TEXT,
+    detail     TEXT
+);
+CREATE INDEX events_entry ON events (entry_id);
+CREATE INDEX events_run ON events (run_id);
+CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+BEGIN
+    SELECT RAISE(ABORT, 'events are append-only');
+END;
+CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+BEGIN
+    SELECT RAISE(ABORT, 'events are append-only');
+END;
+
+-- One row per kretain invocation that writes.
+CREATE TABLE runs (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    started_at  INTEGER NOT NULL,
+    finished_at INTEGER,
+    command     TEXT NOT NULL,
+    args        TEXT,                        -- JSON, secrets removed
+    status      TEXT NOT NULL DEFAULT 'running',
+    counts      TEXT,                        -- JSON
+    pid         INTEGER,
+    as_of       TEXT                         -- ISO date the policy was evaluated at
+);
+
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT
+);
+
+-- Discovery's createdAt windows, so a killed listing resumes at its cursor.
+CREATE TABLE discovery_windows (
+    id                 INTEGER PRIMARY KEY AUTOINCREMENT,
+    generation         INTEGER NOT NULL,
+    scope              TEXT NOT NULL DEFAULT 'default',
+    lo                 INTEGER NOT NULL,
+    hi                 INTEGER NOT NULL,
+    split_field        TEXT NOT NULL DEFAULT 'createdAt',
+    cursor_created_at  INTEGER,
+    seen_ids_at_cursor TEXT NOT NULL DEFAULT '[]',
+    total_count        INTEGER,
+    status             TEXT NOT NULL DEFAULT 'pending'
+                           CHECK (status IN ('pending', 'done', 'failed')),
+    pages              INTEGER NOT NULL DEFAULT 0,
+    updated_at         INTEGER
+);
+CREATE UNIQUE INDEX discovery_windows_key ON discovery_windows (generation, scope, lo, hi);
+
+CREATE VIEW v_state_summary AS
+SELECT state, policy, action, count(*) AS entries,
+       coalesce(sum(bytes_saved), 0) AS bytes_saved, coalesce(sum(bytes_total), 0) AS bytes_total
+FROM entries
+GROUP BY state, policy, action;

@@ -1,0 +1,198 @@
+"""Opening the state database: one writer process, WAL, explicit write transactions.
+
+Functions and classes:
+    open_store(path, *, readonly=False, migrate=True) -> Store     (async)
+    Store.transaction() -> async context manager yielding the connection (BEGIN IMMEDIATE)
+    Store.fetchall(sql, params=()) / Store.fetchone(sql, params=())  -> sqlite3.Row(s)
+    Store.close()                                                   (async; also `async with`)
+    lock_path(db_path) -> Path                                      the sidecar "<db>.lock"
+    now() -> int                                                    Unix seconds
+
+A writing open takes an exclusive ``fcntl.flock`` on ``<db>.lock`` (which holds "pid since") before
+touching SQLite; a second kretain process gets StoreLockedError naming the holder. The OS drops
+the lock when the holder dies, even by SIGKILL, so a killed run never blocks the next one.
+Readonly opens (status/query/export) take no lock and open SQLite with ``mode=ro``.
+
+Writes go through ``Store.transaction()``: BEGIN IMMEDIATE (take the write lock up front, so a
+transaction never fails half-way on SQLITE_BUSY), COMMIT on success, ROLLBACK on any exception.
+Concurrent tasks sharing one Store are serialised by an asyncio.Lock; a transaction opened inside
+another one in the same task joins it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import fcntl
+import os
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from kretain.errors import SchemaVersionError, StoreError, StoreLockedError
+from kretain.store import migrations
+
+__all__ = ["BUSY_TIMEOUT_MS", "Store", "lock_path", "now", "open_store"]
+
+BUSY_TIMEOUT_MS = 10_000
+
+_in_transaction: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "kretain_store_tx", default=None
+)
+
+
+def now() -> int:
+    return int(time.time())
+
+
+def lock_path(db_path: Path) -> Path:
+    return db_path.with_name(db_path.name + ".lock")
+
+
+def _take_lock(db_path: Path) -> int:
+    """flock the sidecar lock file; return its fd, or raise StoreLockedError naming the holder."""
+    path = lock_path(db_path)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        try:
+            text = os.pread(fd, 200, 0).decode("utf-8", "replace").split()
+        finally:
+            os.close(fd)
+        pid = int(text[0]) if text and text[0].isdigit() else None
+        since = text[1] if len(text) > 1 else None
+        raise StoreLockedError(str(db_path), pid, since) from None
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()} {stamp}\n".encode(), 0)
+    return fd
+
+
+class Store:
+    """An open state database. Build with :func:`open_store`."""
+
+    def __init__(
+        self, path: Path, conn: aiosqlite.Connection, *, readonly: bool, lock_fd: int | None
+    ) -> None:
+        self.path = path
+        self.conn = conn
+        self.readonly = readonly
+        self._lock_fd = lock_fd
+        self._write_lock = None if readonly else asyncio.Lock()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        mode = "ro" if self.readonly else "rw"
+        return f"Store({str(self.path)!r}, {mode})"
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT, ROLLBACK on error)."""
+        if self.readonly or self._write_lock is None:
+            raise StoreError(f"database {self.path} was opened read-only")
+        if _in_transaction.get() == id(self):
+            yield self.conn  # nested: join the outer transaction
+            return
+        async with self._write_lock:
+            token = _in_transaction.set(id(self))
+            try:
+                await self.conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self.conn
+                except BaseException:
+                    await self.conn.execute("ROLLBACK")
+                    raise
+                await self.conn.execute("COMMIT")
+            finally:
+                _in_transaction.reset(token)
+
+    async def fetchall(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
+        async with self.conn.execute(sql, params) as cur:
+            return list(await cur.fetchall())
+
+    async def fetchone(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
+        async with self.conn.execute(sql, params) as cur:
+            return await cur.fetchone()
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """executemany inside one transaction (joins the caller's if one is open)."""
+        async with self.transaction() as conn:
+            await conn.executemany(sql, rows)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self.conn.close()
+        finally:
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)  # releases the flock
+                self._lock_fd = None
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+async def open_store(
+    path: str | os.PathLike[str], *, readonly: bool = False, migrate: bool = True
+) -> Store:
+    """Open (and for writing, lock, create and migrate) the database at ``path``.
+
+    readonly=True: the file must exist; no lock is taken; SQLite opens with mode=ro.
+    Raises StoreLockedError when another process holds the database for writing,
+    StoreError when a readonly database is missing, SchemaVersionError when it is too new.
+    """
+    db_path = Path(path).expanduser().absolute()
+    if readonly:
+        if not db_path.exists():
+            raise StoreError(f"no kretain database at {db_path}")
+        conn = await aiosqlite.connect(
+            f"{db_path.as_uri()}?mode=ro", uri=True, isolation_level=None
+        )
+        conn.row_factory = sqlite3.Row
+        try:
+            await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            version = await migrations.schema_version(conn)
+            if version > migrations.SCHEMA_VERSION:
+                raise SchemaVersionError(
+                    f"database schema version {version} is newer than this kretain supports "
+                    f"({migrations.SCHEMA_VERSION}); upgrade kretain"
+                )
+        except BaseException:
+            await conn.close()
+            raise
+        return Store(db_path, conn, readonly=True, lock_fd=None)
+
+    if not db_path.parent.is_dir():
+        raise StoreError(f"directory {db_path.parent} does not exist (database {db_path})")
+    lock_fd = _take_lock(db_path)
+    try:
+        conn = await aiosqlite.connect(str(db_path), isolation_level=None)
+    except BaseException:
+        os.close(lock_fd)
+        raise
+    conn.row_factory = sqlite3.Row
+    try:
+        await conn.execute("PRAGMA journal_mode = WAL")
+        await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        await conn.execute("PRAGMA foreign_keys = ON")
+        # NORMAL is durable against process crashes (SIGKILL) in WAL mode.
+        await conn.execute("PRAGMA synchronous = NORMAL")
+        if migrate:
+            await migrations.migrate(conn)
+    except BaseException:
+        await conn.close()
+        os.close(lock_fd)
+        raise
+    return Store(db_path, conn, readonly=False, lock_fd=lock_fd)

@@ -1,0 +1,208 @@
+"""Schema migrations, tracked by ``PRAGMA user_version``.
+
+Functions:
+    migrate(conn) -> int            bring an open (write) connection to SCHEMA_VERSION
+    schema_version(conn) -> int     the database's user_version
+    schema_sql() -> str             the packaged kretain/schema.sql (the full current schema)
+    split_sql(script) -> list[str]  split a script into complete statements
+
+A blank database is created from schema.sql in one transaction. A database at version N < latest
+runs migrations N+1..latest in order, each in ONE transaction with its user_version bump, so a
+SIGKILL mid-migration leaves the previous version intact. A migration's position in MIGRATIONS is
+its version: append new ones, never reorder or edit shipped ones, and update schema.sql to match
+(tests/store/test_migrations.py compares the two).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Awaitable, Callable
+from importlib import resources
+
+import aiosqlite
+
+from kretain.errors import SchemaVersionError
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate", "schema_sql", "schema_version", "split_sql"]
+
+Migration = Callable[[aiosqlite.Connection], Awaitable[None]]
+MIGRATIONS: list[Migration] = []
+
+
+def migration(fn: Migration) -> Migration:
+    """Register ``fn`` as the next migration; its 1-based position is its version."""
+    MIGRATIONS.append(fn)
+    return fn
+
+
+def split_sql(script: str) -> list[str]:
+    """Split ``script`` into complete statements (triggers keep their inner semicolons)."""
+    statements: list[str] = []
+    current = ""
+    for piece in script.split(";"):
+        current += piece + ";"
+        if sqlite3.complete_statement(current):
+            text = "\n".join(
+                line for line in current.splitlines() if not line.strip().startswith("--")
+            ).strip()
+            if text and text != ";":
+                statements.append(text)
+            current = ""
+    if current.strip(" \n;"):
+        statements.append(current.rstrip(";"))
+    return statements
+
+
+async def _run_script(conn: aiosqlite.Connection, script: str) -> None:
+    for statement in split_sql(script):
+        await conn.execute(statement)
+
+
+@migration
+async def m001_initial(conn: aiosqlite.Connection) -> None:
+    """Entries, assets, append-only events, runs, meta and the summary view."""
+    await _run_script(
+        conn,
+        """
+        CREATE TABLE entries (
+            id TEXT PRIMARY KEY, partner_id INTEGER, name TEXT, owner TEXT, creator_id TEXT,
+            media_type INTEGER, entry_type TEXT, source_type TEXT, external_source_type TEXT,
+            status TEXT, created_at INTEGER NOT NULL, updated_at INTEGER, last_played_at INTEGER,
+            plays INTEGER, duration INTEGER, parent_id TEXT, root_entry_id TEXT,
+            capabilities TEXT, categories TEXT, categories_ids TEXT, tags TEXT,
+            display_in_search INTEGER, raw TEXT,
+            is_quiz INTEGER NOT NULL DEFAULT 0, is_external INTEGER NOT NULL DEFAULT 0,
+            policy TEXT, action TEXT CHECK (action IN ('delete_entry', 'delete_flavors')),
+            reason TEXT,
+            state TEXT NOT NULL CHECK (state IN ('candidate', 'sized', 'downloading',
+                'archived', 'deleting', 'deleted', 'exempt', 'kept', 'error', 'failed', 'gone')),
+            state_changed_at INTEGER NOT NULL, discovered_at INTEGER NOT NULL,
+            sized_at INTEGER, archived_at INTEGER, deleted_at INTEGER,
+            attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT,
+            lease_owner INTEGER, lease_expires_at INTEGER, lease_from_state TEXT,
+            bytes_total INTEGER, bytes_saved INTEGER, asset_count INTEGER,
+            last_seen_run INTEGER, refreshed_at INTEGER
+        );
+        CREATE INDEX entries_state ON entries (state, action);
+        CREATE INDEX entries_policy ON entries (policy);
+        CREATE INDEX entries_owner ON entries (owner);
+        CREATE INDEX entries_lease ON entries (lease_expires_at) WHERE lease_owner IS NOT NULL;
+        CREATE TABLE assets (
+            id TEXT PRIMARY KEY,
+            entry_id TEXT NOT NULL REFERENCES entries (id) ON DELETE CASCADE,
+            owner_entry_id TEXT,
+            kind TEXT NOT NULL CHECK (kind IN ('flavor', 'caption', 'attachment', 'thumb')),
+            is_source INTEGER NOT NULL DEFAULT 0, flavor_params_id INTEGER, status TEXT,
+            size_bytes INTEGER NOT NULL DEFAULT 0, file_ext TEXT, language TEXT, tags TEXT,
+            raw TEXT, archive_path TEXT, bytes_done INTEGER NOT NULL DEFAULT 0, sha256 TEXT,
+            verified_at INTEGER,
+            backup_state TEXT NOT NULL DEFAULT 'pending' CHECK (backup_state IN ('pending',
+                'partial', 'done', 'verified', 'failed', 'skipped'))
+        );
+        CREATE INDEX assets_entry ON assets (entry_id);
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL, run_id INTEGER,
+            entry_id TEXT, asset_id TEXT, kind TEXT NOT NULL CHECK (kind IN ('state', 'api')),
+            from_state TEXT, to_state TEXT, action TEXT, outcome TEXT, detail TEXT
+        );
+        CREATE INDEX events_entry ON events (entry_id);
+        CREATE INDEX events_run ON events (run_id);
+        CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+        BEGIN
+            SELECT RAISE(ABORT, 'events are append-only');
+        END;
+        CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+        BEGIN
+            SELECT RAISE(ABORT, 'events are append-only');
+        END;
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, started_at INTEGER NOT NULL,
+            finished_at INTEGER, command TEXT NOT NULL, args TEXT,
+            status TEXT NOT NULL DEFAULT 'running', counts TEXT, pid INTEGER, as_of TEXT
+        );
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
+        CREATE VIEW v_state_summary AS
+        SELECT state, policy, action, count(*) AS entries,
+               coalesce(sum(bytes_saved), 0) AS bytes_saved,
+               coalesce(sum(bytes_total), 0) AS bytes_total
+        FROM entries
+        GROUP BY state, policy, action;
+        """,
+    )
+
+
+@migration
+async def m002_discovery_and_exemptions(conn: aiosqlite.Connection) -> None:
+    """Resumable discovery windows; gone/exemption/delete-mode columns on entries."""
+    await _run_script(
+        conn,
+        """
+        ALTER TABLE entries ADD COLUMN gone_at INTEGER;
+        ALTER TABLE entries ADD COLUMN exempt_by TEXT;
+        ALTER TABLE entries ADD COLUMN delete_mode TEXT
+            CHECK (delete_mode IN ('delete', 'recycle'));
+        CREATE TABLE discovery_windows (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, generation INTEGER NOT NULL,
+            scope TEXT NOT NULL DEFAULT 'default', lo INTEGER NOT NULL, hi INTEGER NOT NULL,
+            split_field TEXT NOT NULL DEFAULT 'createdAt', cursor_created_at INTEGER,
+            seen_ids_at_cursor TEXT NOT NULL DEFAULT '[]', total_count INTEGER,
+            status TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'done', 'failed')),
+            pages INTEGER NOT NULL DEFAULT 0, updated_at INTEGER
+        );
+        CREATE UNIQUE INDEX discovery_windows_key
+            ON discovery_windows (generation, scope, lo, hi);
+        """,
+    )
+
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def schema_sql() -> str:
+    """The packaged full current schema (kretain/schema.sql)."""
+    return resources.files("kretain").joinpath("schema.sql").read_text(encoding="utf-8")
+
+
+async def schema_version(conn: aiosqlite.Connection) -> int:
+    async with conn.execute("PRAGMA user_version") as cur:
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def _is_blank(conn: aiosqlite.Connection) -> bool:
+    async with conn.execute("SELECT count(*) FROM sqlite_master") as cur:
+        row = await cur.fetchone()
+    return row is not None and row[0] == 0
+
+
+async def _apply(conn: aiosqlite.Connection, body: Callable[[], Awaitable[None]], version: int):
+    # The connection is in autocommit mode; this transaction covers the DDL and the bump.
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        await body()
+        await conn.execute(f"PRAGMA user_version = {int(version)}")
+    except BaseException:
+        await conn.execute("ROLLBACK")
+        raise
+    await conn.execute("COMMIT")
+
+
+async def migrate(conn: aiosqlite.Connection, *, target: int = SCHEMA_VERSION) -> int:
+    """Bring the database to ``target`` (default: latest) and return the version reached.
+
+    Raises SchemaVersionError when the database is newer than this code.
+    """
+    current = await schema_version(conn)
+    if current > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"database schema version {current} is newer than this kretain supports "
+            f"({SCHEMA_VERSION}); upgrade kretain"
+        )
+    if current == 0 and target == SCHEMA_VERSION and await _is_blank(conn):
+        await _apply(conn, lambda: _run_script(conn, schema_sql()), SCHEMA_VERSION)
+        return SCHEMA_VERSION
+    for version in range(current + 1, target + 1):
+        step = MIGRATIONS[version - 1]
+        await _apply(conn, lambda step=step: step(conn), version)
+    return max(current, target)

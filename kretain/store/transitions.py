@@ -1,0 +1,660 @@
+"""The ONLY writer of `entries.state`. Every move appends an `events` row in the same transaction.
+
+Functions (all async; ``store`` is a writable :class:`kretain.store.db.Store`; ``now`` defaults to
+the wall clock, in Unix seconds):
+
+    admit(store, admissions, *, run_id, now=None) -> AdmitResult
+        Insert new entries (with their first state) or refresh known ones, re-classifying rows
+        that are not in flight. Idempotent: admitting the same data twice changes nothing more.
+    move(store, entry_id, from_states, to_state, *, run_id, reason=None, error=None,
+         updates=None, lease_owner=None, now=None) -> None
+        One guarded move. Raises StateConflictError if the row is not in ``from_states`` (or not
+        leased by ``lease_owner`` when given), IllegalTransitionError if states.ALLOWED forbids it.
+    move_many(store, entry_ids, from_states, to_state, *, run_id, reason=None, updates=None,
+              strict=False, now=None) -> list[str]
+        Batched move in one transaction. Returns the ids that did NOT move (not found or in
+        another state). strict=True raises StateConflictError instead and moves nothing.
+    claim(store, from_state, to_state, limit, run_id, lease_seconds, *, action=None,
+          max_attempts=None, now=None) -> list[EntryRow]
+        Atomically pick up to ``limit`` unleased (or lease-expired) rows in ``from_state`` (a
+        state or a collection of states), oldest created first, move them to ``to_state`` and
+        stamp lease_owner/lease_expires_at/lease_from_state. from == to is a pure lease (no event).
+    renew_leases(store, entry_ids, run_id, lease_seconds, *, now=None) -> int
+    release_expired(store, now=None) -> int
+        Rows whose lease expired go back to lease_from_state (event outcome "lease_expired").
+    release_run(store, run_id, *, now=None) -> int
+        Same for every lease held by ``run_id`` (clean shutdown, or crash recovery at start-up).
+    record_api_event(store, *, run_id, call, outcome, entry_id=None, asset_id=None,
+                     detail=None, now=None) -> None
+        Log an API call that changed (or tried to change) something: call="baseentry.delete",
+        outcome="ok" | an error code | "not_found" ...
+
+Moves clear the lease. ``error=`` sets last_error and increments attempts (use it for failed and
+error); arriving in sized/archived/deleted resets attempts and last_error. ``updates`` may set only
+the columns in UPDATABLE_COLUMNS (checked, so no caller can write `state` through it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from kretain.errors import IllegalTransitionError, StateConflictError, StoreError
+from kretain.store.db import Store
+from kretain.store.db import now as _wall_now
+from kretain.store.models import ENTRY_METADATA_COLUMNS, EntryRow
+from kretain.store.states import ALLOWED, STATE_TIMESTAMP, Action, State, check_move
+
+__all__ = [
+    "BYTES_SAVED_SQL",
+    "UPDATABLE_COLUMNS",
+    "Admission",
+    "AdmitResult",
+    "admit",
+    "claim",
+    "move",
+    "move_many",
+    "record_api_event",
+    "release_expired",
+    "release_run",
+    "renew_leases",
+]
+
+# Columns a move may update alongside the state.
+UPDATABLE_COLUMNS = frozenset(
+    {
+        "policy",
+        "action",
+        "reason",
+        "exempt_by",
+        "bytes_total",
+        "bytes_saved",
+        "asset_count",
+        "delete_mode",
+        "last_error",
+        "refreshed_at",
+        "last_seen_run",
+    }
+)
+
+# bytes_saved from the stored assets and the row's action (flavors only, like the seed).
+BYTES_SAVED_SQL = """
+    CASE WHEN entries.action IS NULL THEN 0 ELSE (
+        SELECT coalesce(sum(a.size_bytes), 0) FROM assets a
+        WHERE a.entry_id = entries.id AND a.kind = 'flavor'
+          AND (entries.action = 'delete_entry' OR a.is_source = 0)
+    ) END
+"""
+
+_CHUNK = 500  # ids per IN (...) list
+_SUCCESS = frozenset({State.SIZED, State.ARCHIVED, State.DELETED})
+# Rows a worker holds (leased) or that are finished: discovery never re-classifies them.
+_IN_FLIGHT = frozenset({State.DOWNLOADING, State.DELETING, State.DELETED})
+_RECHECK_TO_CANDIDATE = frozenset({State.KEPT, State.EXEMPT, State.ERROR, State.GONE})
+
+
+def _states(states: State | str | Iterable[State | str]) -> tuple[State, ...]:
+    if isinstance(states, str):
+        return (State(states),)
+    out = tuple(State(s) for s in states)
+    if not out:
+        raise ValueError("at least one from-state is required")
+    return out
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+def _check_updates(updates: Mapping[str, Any] | None) -> dict[str, Any]:
+    upd = dict(updates or {})
+    bad = set(upd) - UPDATABLE_COLUMNS
+    if bad:
+        raise StoreError(f"columns not updatable by a move: {sorted(bad)}")
+    if "action" in upd and upd["action"] is not None:
+        upd["action"] = str(Action(upd["action"]))
+    return upd
+
+
+def _set_clause(to_state: State, upd: Mapping[str, Any], error: str | None) -> tuple[str, list]:
+    sets = [
+        "state = ?",
+        "state_changed_at = ?",
+        "lease_owner = NULL",
+        "lease_expires_at = NULL",
+        "lease_from_state = NULL",
+    ]
+    params: list[Any] = [str(to_state), None]  # the time is filled by the caller
+    column = STATE_TIMESTAMP.get(to_state)
+    if column:
+        sets.append(f"{column} = ?")
+        params.append(None)
+    if error is not None:
+        sets.append("attempts = attempts + 1")
+        sets.append("last_error = ?")
+        params.append(error)
+    elif to_state in _SUCCESS:
+        sets.append("attempts = 0")
+        sets.append("last_error = NULL")
+    for name, value in upd.items():  # names checked against UPDATABLE_COLUMNS
+        sets.append(f"{name} = ?")
+        params.append(value)
+    return ", ".join(sets), params
+
+
+def _fill_time(params: list, when: int, to_state: State) -> list:
+    out = list(params)
+    out[1] = when
+    if STATE_TIMESTAMP.get(to_state):
+        out[2] = when
+    return out
+
+
+async def _current(store: Store, ids: Sequence[str]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for chunk in _chunks(list(ids)):
+        rows = await store.fetchall(
+            "SELECT id, state, action, lease_owner FROM entries "
+            f"WHERE id IN ({_marks(len(chunk))})",
+            chunk,
+        )
+        found.update({r["id"]: r for r in rows})
+    return found
+
+
+_EVENT_SQL = (
+    "INSERT INTO events (time, run_id, entry_id, asset_id, kind, from_state, to_state, action,"
+    " outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+async def move_many(
+    store: Store,
+    entry_ids: Sequence[str],
+    from_states: State | str | Iterable[State | str],
+    to_state: State | str,
+    *,
+    run_id: int | None,
+    reason: str | None = None,
+    error: str | None = None,
+    updates: Mapping[str, Any] | None = None,
+    lease_owner: int | None = None,
+    strict: bool = False,
+    now: int | None = None,
+) -> list[str]:
+    """Move every row in ``entry_ids`` that is in ``from_states`` to ``to_state``.
+
+    Returns the ids that did not move. With strict=True a mismatch raises StateConflictError
+    and the whole batch is rolled back. IllegalTransitionError is raised before any write when a
+    from-state cannot reach to_state.
+    """
+    froms = _states(from_states)
+    to = State(to_state)
+    for f in froms:
+        check_move(f, to)
+    upd = _check_updates(updates)
+    when = _wall_now() if now is None else now
+    ids = list(dict.fromkeys(entry_ids))
+    set_sql, set_params = _set_clause(to, upd, error)
+    set_params = _fill_time(set_params, when, to)
+    async with store.transaction() as conn:
+        current = await _current(store, ids)
+        movable = [
+            i
+            for i in ids
+            if i in current
+            and current[i]["state"] in froms
+            and (lease_owner is None or current[i]["lease_owner"] == lease_owner)
+        ]
+        skipped = [i for i in ids if i not in set(movable)]
+        if skipped and strict:
+            shown = ", ".join(
+                f"{i} ({current[i]['state'] if i in current else 'missing'})" for i in skipped[:5]
+            )
+            raise StateConflictError(
+                f"{len(skipped)} entr{'y' if len(skipped) == 1 else 'ies'} not in "
+                f"{'/'.join(froms)} (wanted -> {to}): {shown}",
+                skipped,
+            )
+        if not movable:
+            return skipped
+        guard = _marks(len(froms))
+        await conn.executemany(
+            f"UPDATE entries SET {set_sql} WHERE id = ? AND state IN ({guard})",
+            [(*set_params, i, *map(str, froms)) for i in movable],
+        )
+        action_after = upd.get("action", ...)
+        await conn.executemany(
+            _EVENT_SQL,
+            [
+                (
+                    when,
+                    run_id,
+                    i,
+                    None,
+                    "state",
+                    current[i]["state"],
+                    str(to),
+                    current[i]["action"] if action_after is ... else action_after,
+                    "moved",
+                    error if error is not None else reason,
+                )
+                for i in movable
+            ],
+        )
+    return skipped
+
+
+async def move(
+    store: Store,
+    entry_id: str,
+    from_states: State | str | Iterable[State | str],
+    to_state: State | str,
+    *,
+    run_id: int | None,
+    reason: str | None = None,
+    error: str | None = None,
+    updates: Mapping[str, Any] | None = None,
+    lease_owner: int | None = None,
+    now: int | None = None,
+) -> None:
+    """One guarded move; raises StateConflictError when the row is not where the caller thinks."""
+    await move_many(
+        store,
+        [entry_id],
+        from_states,
+        to_state,
+        run_id=run_id,
+        reason=reason,
+        error=error,
+        updates=updates,
+        lease_owner=lease_owner,
+        strict=True,
+        now=now,
+    )
+
+
+async def claim(
+    store: Store,
+    from_state: State | str | Iterable[State | str],
+    to_state: State | str,
+    limit: int,
+    run_id: int,
+    lease_seconds: int,
+    *,
+    action: Action | str | None = None,
+    max_attempts: int | None = None,
+    now: int | None = None,
+) -> list[EntryRow]:
+    """Lease up to ``limit`` rows: move them from_state -> to_state stamped with ``run_id``.
+
+    Skips rows leased by anyone whose lease has not expired. ``action`` restricts to rows with
+    that action; ``max_attempts`` skips rows with attempts >= it (retry limit for failed rows).
+    Returns the claimed rows as they are after the move.
+    """
+    froms = _states(from_state)
+    to = State(to_state)
+    for f in froms:
+        if f != to:
+            check_move(f, to)
+    if limit <= 0:
+        return []
+    when = _wall_now() if now is None else now
+    where = [f"state IN ({_marks(len(froms))})", "(lease_owner IS NULL OR lease_expires_at <= ?)"]
+    params: list[Any] = [*map(str, froms), when]
+    if action is not None:
+        where.append("action = ?")
+        params.append(str(Action(action)))
+    if max_attempts is not None:
+        where.append("attempts < ?")
+        params.append(max_attempts)
+    async with store.transaction() as conn:
+        rows = await store.fetchall(
+            f"SELECT id, state, action FROM entries WHERE {' AND '.join(where)} "
+            "ORDER BY created_at, id LIMIT ?",
+            [*params, limit],
+        )
+        if not rows:
+            return []
+        column = STATE_TIMESTAMP.get(to)
+        stamp = f", {column} = :now" if column else ""
+        await conn.executemany(
+            "UPDATE entries SET lease_from_state = CASE WHEN state = :to THEN "
+            "coalesce(lease_from_state, state) ELSE state END, state = :to, "
+            "state_changed_at = CASE WHEN state = :to THEN state_changed_at ELSE :now END, "
+            f"lease_owner = :run, lease_expires_at = :exp{stamp} WHERE id = :id",
+            [
+                {"to": str(to), "now": when, "run": run_id, "exp": when + lease_seconds, "id": r[0]}
+                for r in rows
+            ],
+        )
+        moved = [r for r in rows if r["state"] != str(to)]
+        if moved:
+            await conn.executemany(
+                _EVENT_SQL,
+                [
+                    (
+                        when,
+                        run_id,
+                        r["id"],
+                        None,
+                        "state",
+                        r["state"],
+                        str(to),
+                        r["action"],
+                        "claimed",
+                        None,
+                    )
+                    for r in moved
+                ],
+            )
+        ids = [r["id"] for r in rows]
+        claimed = await store.fetchall(
+            f"SELECT * FROM entries WHERE id IN ({_marks(len(ids))}) ORDER BY created_at, id", ids
+        )
+    return [EntryRow.from_row(r) for r in claimed]
+
+
+async def renew_leases(
+    store: Store,
+    entry_ids: Sequence[str],
+    run_id: int,
+    lease_seconds: int,
+    *,
+    now: int | None = None,
+) -> int:
+    """Extend leases held by ``run_id`` (heartbeat for long downloads). Returns rows renewed."""
+    when = _wall_now() if now is None else now
+    count = 0
+    async with store.transaction() as conn:
+        for chunk in _chunks(list(entry_ids)):
+            cur = await conn.execute(
+                f"UPDATE entries SET lease_expires_at = ? WHERE lease_owner = ? "
+                f"AND id IN ({_marks(len(chunk))})",
+                [when + lease_seconds, run_id, *chunk],
+            )
+            count += cur.rowcount
+    return count
+
+
+async def _release(store: Store, where: str, params: Sequence[Any], when: int, why: str) -> int:
+    async with store.transaction() as conn:
+        rows = await store.fetchall(
+            f"SELECT id, state, action, lease_owner, lease_from_state FROM entries WHERE {where}",
+            params,
+        )
+        for r in rows:
+            back = State(r["lease_from_state"] or r["state"])
+            if back != State(r["state"]) and back not in ALLOWED[State(r["state"])]:
+                raise IllegalTransitionError(f"lease release {r['state']} -> {back} not allowed")
+        await conn.executemany(
+            "UPDATE entries SET state = coalesce(lease_from_state, state), "
+            "state_changed_at = CASE WHEN lease_from_state IS NULL OR lease_from_state = state "
+            "THEN state_changed_at ELSE ? END, "
+            "lease_owner = NULL, lease_expires_at = NULL, lease_from_state = NULL WHERE id = ?",
+            [(when, r["id"]) for r in rows],
+        )
+        await conn.executemany(
+            _EVENT_SQL,
+            [
+                (
+                    when,
+                    r["lease_owner"],
+                    r["id"],
+                    None,
+                    "state",
+                    r["state"],
+                    r["lease_from_state"] or r["state"],
+                    r["action"],
+                    why,
+                    f"lease of run {r['lease_owner']} released",
+                )
+                for r in rows
+                if (r["lease_from_state"] or r["state"]) != r["state"]
+            ],
+        )
+    return len(rows)
+
+
+async def release_expired(store: Store, now: int | None = None) -> int:
+    """Return rows whose lease expired to the state they were claimed from. Returns the count."""
+    when = _wall_now() if now is None else now
+    return await _release(
+        store, "lease_owner IS NOT NULL AND lease_expires_at <= ?", [when], when, "lease_expired"
+    )
+
+
+async def release_run(store: Store, run_id: int, *, now: int | None = None) -> int:
+    """Return every row leased by ``run_id`` to the state it was claimed from."""
+    when = _wall_now() if now is None else now
+    return await _release(store, "lease_owner = ?", [run_id], when, "lease_released")
+
+
+async def record_api_event(
+    store: Store,
+    *,
+    run_id: int | None,
+    call: str,
+    outcome: str,
+    entry_id: str | None = None,
+    asset_id: str | None = None,
+    detail: str | None = None,
+    now: int | None = None,
+) -> None:
+    """Append an `events` row of kind "api" (call like "flavorasset.delete"; never a secret)."""
+    when = _wall_now() if now is None else now
+    async with store.transaction() as conn:
+        await conn.execute(
+            _EVENT_SQL, (when, run_id, entry_id, asset_id, "api", None, None, call, outcome, detail)
+        )
+
+
+# ---- admission (discovery) ----------------------------------------------------------------
+
+
+class _DecisionLike(Protocol):
+    rule: str | None
+    action: str | None
+    reason: str
+    exempt_by: str | None
+
+    @property
+    def incomplete(self) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What discovery learned about one entry: its metadata and the state the policy wants."""
+
+    fields: Mapping[str, Any]  # from models.entry_fields_from_wire
+    state: State  # CANDIDATE, KEPT, EXEMPT or ERROR
+    policy: str | None = None
+    action: Action | None = None
+    reason: str | None = None
+    exempt_by: str | None = None
+
+    @classmethod
+    def from_decision(cls, fields: Mapping[str, Any], decision: _DecisionLike) -> Admission:
+        """candidate when the decision has an action; exempt when an exemption applied;
+        error when data was incomplete (fail closed, retried next run); kept otherwise."""
+        if decision.action is not None:
+            state = State.CANDIDATE
+        elif decision.exempt_by:
+            state = State.EXEMPT
+        elif decision.incomplete:
+            state = State.ERROR
+        else:
+            state = State.KEPT
+        return cls(
+            fields=fields,
+            state=state,
+            policy=decision.rule,
+            action=Action(decision.action) if decision.action else None,
+            reason=decision.reason,
+            exempt_by=decision.exempt_by,
+        )
+
+
+@dataclass(slots=True)
+class AdmitResult:
+    inserted: int = 0
+    refreshed: int = 0
+    moves: dict[str, int] = field(default_factory=dict)  # "kept->candidate": n
+    in_flight: list[str] = field(default_factory=list)  # known rows left alone (leased/deleted)
+
+
+_META_COLS = [c for c in ENTRY_METADATA_COLUMNS if c != "id"]
+
+
+def _target_for(current: State, wanted: State) -> State:
+    """Where a known row should go when the policy now says ``wanted``."""
+    if wanted == State.CANDIDATE:
+        return State.CANDIDATE if current in _RECHECK_TO_CANDIDATE else current
+    return wanted
+
+
+async def admit(
+    store: Store, admissions: Collection[Admission], *, run_id: int | None, now: int | None = None
+) -> AdmitResult:
+    """Insert or refresh entries from discovery in one transaction (see module docstring).
+
+    Known rows in downloading/deleting/deleted keep their state, policy and action (a worker
+    holds them, and the delete worker re-checks right before acting); only metadata is refreshed.
+    Qualifying rows already in progress (sized, archived, failed) keep their progress.
+    """
+    when = _wall_now() if now is None else now
+    result = AdmitResult()
+    items = {a.fields["id"]: a for a in admissions}  # last one wins within a batch
+    for a in items.values():
+        if a.state not in (State.CANDIDATE, State.KEPT, State.EXEMPT, State.ERROR):
+            raise StoreError(f"admit cannot place entry {a.fields['id']} in {a.state}")
+    async with store.transaction() as conn:
+        current = await _current(store, list(items))
+        new = [a for i, a in items.items() if i not in current]
+        insert_cols = [
+            *ENTRY_METADATA_COLUMNS,
+            "policy",
+            "action",
+            "reason",
+            "exempt_by",
+            "state",
+            "state_changed_at",
+            "discovered_at",
+            "last_seen_run",
+            "refreshed_at",
+        ]
+        await conn.executemany(
+            f"INSERT INTO entries ({', '.join(insert_cols)}) VALUES ({_marks(len(insert_cols))})",
+            [
+                (
+                    *(a.fields[c] for c in ENTRY_METADATA_COLUMNS),
+                    a.policy,
+                    a.action and str(a.action),
+                    a.reason,
+                    a.exempt_by,
+                    str(a.state),
+                    when,
+                    when,
+                    run_id,
+                    when,
+                )
+                for a in new
+            ],
+        )
+        await conn.executemany(
+            _EVENT_SQL,
+            [
+                (
+                    when,
+                    run_id,
+                    a.fields["id"],
+                    None,
+                    "state",
+                    None,
+                    str(a.state),
+                    a.action and str(a.action),
+                    "admitted",
+                    a.reason,
+                )
+                for a in new
+            ],
+        )
+        result.inserted = len(new)
+
+        meta_sql = ", ".join(f"{c} = ?" for c in _META_COLS)
+        refresh_only: list[tuple] = []
+        reclassify: list[tuple] = []
+        events: list[tuple] = []
+        for entry_id, a in items.items():
+            if entry_id not in current:
+                continue
+            meta = [a.fields[c] for c in _META_COLS]
+            cur_state = State(current[entry_id]["state"])
+            if cur_state in _IN_FLIGHT:
+                result.in_flight.append(entry_id)
+                refresh_only.append((*meta, run_id, when, entry_id))
+                continue
+            target = _target_for(cur_state, a.state)
+            moved = target != cur_state
+            if moved:
+                check_move(cur_state, target)
+                key = f"{cur_state}->{target}"
+                result.moves[key] = result.moves.get(key, 0) + 1
+                events.append(
+                    (
+                        when,
+                        run_id,
+                        entry_id,
+                        None,
+                        "state",
+                        str(cur_state),
+                        str(target),
+                        a.action and str(a.action),
+                        "reclassified",
+                        a.reason,
+                    )
+                )
+            ts_col = STATE_TIMESTAMP.get(target)
+            reclassify.append(
+                (
+                    *meta,
+                    run_id,
+                    when,
+                    a.policy,
+                    a.action and str(a.action),
+                    a.reason,
+                    a.exempt_by,
+                    str(target),
+                    when if moved else None,
+                    str(target) if (moved and ts_col) else None,
+                    when,
+                    entry_id,
+                )
+            )
+        await conn.executemany(
+            f"UPDATE entries SET {meta_sql}, last_seen_run = ?, refreshed_at = ? WHERE id = ?",
+            refresh_only,
+        )
+        await conn.executemany(
+            f"UPDATE entries SET {meta_sql}, last_seen_run = ?, refreshed_at = ?, policy = ?, "
+            "action = ?, reason = ?, exempt_by = ?, state = ?, "
+            "state_changed_at = coalesce(?, state_changed_at), "
+            "gone_at = CASE WHEN ? = 'gone' THEN ? ELSE gone_at END WHERE id = ?",
+            reclassify,
+        )
+        await conn.executemany(_EVENT_SQL, events)
+        known = [i for i in items if i in current]
+        for chunk in _chunks(known):
+            await conn.execute(
+                f"UPDATE entries SET bytes_saved = {BYTES_SAVED_SQL} "
+                f"WHERE asset_count IS NOT NULL AND id IN ({_marks(len(chunk))})",
+                chunk,
+            )
+        result.refreshed = len(known)
+    return result

@@ -1,0 +1,99 @@
+"""One writer per database: a second PROCESS is refused; SIGKILL of the holder frees it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kretain.errors import StoreError, StoreLockedError
+from kretain.store import open_store
+from kretain.store.db import lock_path
+
+HOLDER = """
+import asyncio, sys, time
+from kretain.store import open_store
+
+async def main():
+    store = await open_store(sys.argv[1])
+    print("ready", flush=True)
+    time.sleep(120)
+
+asyncio.run(main())
+"""
+
+
+def start_holder(db_path: Path) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(db_path)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.strip() == "ready", line
+    return proc
+
+
+async def test_second_process_is_refused_until_holder_is_killed(db_path: Path) -> None:
+    proc = start_holder(db_path)
+    try:
+        with pytest.raises(StoreLockedError) as info:
+            await open_store(db_path)
+        message = str(info.value)
+        assert f"in use by kretain pid {proc.pid} since " in message
+        assert str(db_path) in message
+        assert info.value.exit_code == 4
+        # Readonly opens (status/query/export) take no lock.
+        ro = await open_store(db_path, readonly=True)
+        assert tuple(await ro.fetchone("SELECT count(*) FROM entries")) == (0,)
+        await ro.close()
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    assert proc.returncode == -signal.SIGKILL
+    store = await open_store(db_path)  # the OS dropped the flock with the process
+    try:
+        assert lock_path(db_path).read_text().split()[0] == str(os.getpid())
+    finally:
+        await store.close()
+
+
+async def test_same_process_second_open_is_refused_and_close_releases(db_path: Path) -> None:
+    first = await open_store(db_path)
+    with pytest.raises(StoreLockedError):
+        await open_store(db_path)
+    await first.close()
+    second = await open_store(db_path)
+    await second.close()
+
+
+async def test_readonly_needs_an_existing_database_and_cannot_write(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no kretain database"):
+        await open_store(tmp_path / "missing.db", readonly=True)
+    await (await open_store(tmp_path / "x.db")).close()  # create it
+    ro = await open_store(tmp_path / "x.db", readonly=True)
+    try:
+        with pytest.raises(StoreError, match="read-only"):
+            async with ro.transaction():
+                pass
+        with pytest.raises(Exception, match="readonly"):
+            await ro.conn.execute("INSERT INTO meta (key, value) VALUES ('a', 'b')")
+    finally:
+        await ro.close()
+
+
+async def test_wal_and_pragmas(store) -> None:
+    assert (await store.fetchone("PRAGMA journal_mode"))[0] == "wal"
+    assert (await store.fetchone("PRAGMA foreign_keys"))[0] == 1
+    assert (await store.fetchone("PRAGMA busy_timeout"))[0] >= 5000
+
+
+async def test_transaction_rolls_back_on_error(store) -> None:
+    with pytest.raises(RuntimeError):
+        async with store.transaction() as conn:
+            await conn.execute("INSERT INTO meta (key, value) VALUES ('k', 'v')")
+            raise RuntimeError("boom")
+    assert tuple(await store.fetchone("SELECT count(*) FROM meta")) == (0,)
