@@ -1,0 +1,251 @@
+"""Admission (upsert) idempotency, hostile wire data, assets, runs, windows, no secrets stored."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from storehelpers import T0, fields, wire_entry
+
+from kretain.errors import InvalidEntryData, StoreError
+from kretain.policy import Policy, evaluate, facts_from_fields
+from kretain.store import Action, AssetBackupState, DiscoveryWindow, State, Store
+from kretain.store import queries as q
+from kretain.store import transitions as t
+from kretain.store.models import asset_fields_from_wire, bytes_saved_for, entry_fields_from_wire
+
+
+def cand(f: dict, action: Action = Action.DELETE_ENTRY) -> t.Admission:
+    return t.Admission(f, State.CANDIDATE, "4-year", action, "created 2017-07-14, never played")
+
+
+async def n_events(store: Store) -> int:
+    return (await store.fetchone("SELECT count(*) FROM events"))[0]
+
+
+async def test_admit_is_idempotent(store: Store) -> None:
+    f = fields("0_idem0001")
+    r1 = await t.admit(store, [cand(f)], run_id=1, now=T0)
+    assert (r1.inserted, r1.refreshed, r1.moves) == (1, 0, {})
+    before = dict(await store.fetchone("SELECT * FROM entries"))
+    r2 = await t.admit(store, [cand(f), cand(f)], run_id=1, now=T0)
+    assert (r2.inserted, r2.refreshed, r2.moves) == (0, 1, {})
+    assert (await store.fetchone("SELECT count(*) FROM entries"))[0] == 1
+    assert dict(await store.fetchone("SELECT * FROM entries")) == before
+    assert await n_events(store) == 1
+
+
+async def test_admit_refreshes_metadata_and_reclassifies(store: Store) -> None:
+    await t.admit(store, [cand(fields("0_recl0001"))], run_id=1, now=T0)
+    played = fields("0_recl0001", name="Renamed", lastPlayedAt=1_690_000_000, plays=3)
+    r = await t.admit(
+        store,
+        [t.Admission(played, State.KEPT, None, None, "created 2017, last played 2023")],
+        run_id=2,
+        now=T0 + 10,
+    )
+    assert r.moves == {"candidate->kept": 1}
+    row = await q.get_entry(store, "0_recl0001")
+    assert (row.state, row.name, row.plays, row.policy, row.action) == (
+        State.KEPT, "Renamed", 3, None, None,
+    )  # fmt: skip
+    assert (row.last_seen_run, row.refreshed_at, row.state_changed_at) == (2, T0 + 10, T0 + 10)
+    r = await t.admit(store, [cand(fields("0_recl0001"))], run_id=3, now=T0 + 20)
+    assert r.moves == {"kept->candidate": 1}
+
+
+async def test_admit_keeps_progress_and_leaves_in_flight_rows_alone(store: Store) -> None:
+    ids = ["0_prog0001", "0_prog0002"]
+    await t.admit(store, [cand(fields(i)) for i in ids], run_id=1, now=T0)
+    await t.move_many(store, ids, State.CANDIDATE, State.SIZED, run_id=1)
+    await t.claim(store, State.SIZED, State.DOWNLOADING, 1, run_id=1, lease_seconds=60)
+    r = await t.admit(store, [cand(fields(i, name="new")) for i in ids], run_id=2, now=T0 + 5)
+    assert r.moves == {} and r.in_flight == [ids[0]]
+    states = {i: (await q.get_entry(store, i)).state for i in ids}
+    assert states == {ids[0]: State.DOWNLOADING, ids[1]: State.SIZED}
+    # In flight: metadata refreshed, decision untouched (the delete worker re-checks).
+    r = await t.admit(
+        store, [t.Admission(fields(ids[0], name="x"), State.KEPT, reason="played")], run_id=3
+    )
+    row = await q.get_entry(store, ids[0])
+    assert (row.state, row.name, row.policy) == (State.DOWNLOADING, "x", "4-year")
+
+
+async def test_admission_from_decision(store: Store) -> None:
+    policy = Policy.from_mapping({"exemptions": {"tags": ["keep"]}})
+    as_of = 1_795_305_600
+    cases = {
+        "0_dec00001": fields("0_dec00001"),  # candidate
+        "0_dec00002": fields("0_dec00002", tags="keep"),  # exempt
+        "0_dec00003": fields("0_dec00003", createdAt=as_of - 86_400),  # kept (too new)
+        "0_dec00004": {**fields("0_dec00004"), "plays": None},  # no play data: error
+    }
+    admissions = [
+        t.Admission.from_decision(f, evaluate(facts_from_fields(f), policy, as_of))
+        for f in cases.values()
+    ]
+    assert [a.state for a in admissions] == [
+        State.CANDIDATE, State.EXEMPT, State.KEPT, State.ERROR,
+    ]  # fmt: skip
+    await t.admit(store, admissions, run_id=1)
+    row = await q.get_entry(store, "0_dec00002")
+    assert row.exempt_by == "tag:keep" and row.policy == "4-year" and row.action is None
+
+
+@pytest.mark.parametrize(
+    ("obj", "message"),
+    [
+        ("not a dict", "entry must be an object"),
+        ({"createdAt": 1, "status": 2}, "missing or malformed id"),
+        (wire_entry("../../etc/passwd"), "missing or malformed id"),
+        (wire_entry("0_x", id=12345), "missing or malformed id"),
+        ({k: v for k, v in wire_entry("0_x").items() if k != "createdAt"}, "'createdAt'"),
+        (wire_entry("0_x", createdAt="yesterday"), "'createdAt' must be an integer"),
+        (wire_entry("0_x", createdAt=True), "'createdAt' must be an integer"),
+        (wire_entry("0_x", createdAt=-5), "'createdAt' must be a Unix time"),
+        (wire_entry("0_x", createdAt=1e300), "'createdAt'"),
+        (wire_entry("0_x", lastPlayedAt="never"), "'lastPlayedAt' must be an integer"),
+        (wire_entry("0_x", plays=[1]), "'plays' must be an integer"),
+        (wire_entry("0_x", name={"evil": 1}), "'name' must be a string"),
+        (wire_entry("0_x", status=None), "'status' must be present"),
+        (wire_entry("0_x", parentEntryId="../up"), "parentEntryId has a missing or malformed id"),
+    ],
+)
+def test_hostile_wire_entries_are_rejected_cleanly(obj: object, message: str) -> None:
+    with pytest.raises(InvalidEntryData, match=message) as info:
+        entry_fields_from_wire(obj)
+    assert "\n" not in str(info.value) and len(str(info.value)) < 200
+
+
+def test_wire_coercion() -> None:
+    f = entry_fields_from_wire(
+        wire_entry(
+            "1_coer0001",
+            createdAt="1500000000",
+            status="virusScan.Infected",
+            type="externalMedia.externalMedia",
+            capabilities="quiz.quiz, other.thing",
+            lastPlayedAt=0,
+            name="名前\x00<script>",
+        )
+    )
+    assert f["created_at"] == 1_500_000_000 and f["status"] == "virusScan.Infected"
+    assert (f["is_quiz"], f["is_external"], f["last_played_at"]) == (1, 1, None)
+    assert f["name"] == "名前\x00<script>"  # stored verbatim; never used as a path here
+    assert json.loads(f["raw"])["id"] == "1_coer0001"
+
+
+async def test_no_secret_reaches_the_database(store: Store, db_path: Path) -> None:
+    secret = "sup3r-s3cret-admin-value"
+    ks = "djJ8MTIzNHxLU1ZBTFVFU0VDUkVU"
+    obj = wire_entry(
+        "0_secr0001",
+        downloadUrl=f"https://cdn.example/p/1/sp/100/playManifest/entryId/0_secr0001/ks/{ks}/a.mp4",
+        dataUrl=f"https://cdn.example/x?ks={ks}&a=1",
+        ks=ks,
+        adminSecret=secret,
+    )
+    await t.admit(store, [cand(entry_fields_from_wire(obj))], run_id=None)
+    asset = asset_fields_from_wire("flavor", {"id": "0_fl000001", "url": f"https://h/ks/{ks}"})
+    await q.replace_assets(store, "0_secr0001", [asset])
+    await q.start_run(
+        store, "audit", {"admin_secret": secret, "app_token": secret, "ks": ks, "db": "x.db"}
+    )
+    await store.close()
+    blob = b"".join(p.read_bytes() for p in db_path.parent.glob("kretain.db*"))
+    assert secret.encode() not in blob and ks.encode() not in blob
+    assert b"/ks/REDACTED" in blob
+
+
+async def test_replace_assets_keeps_backup_progress_and_counts_bytes(store: Store) -> None:
+    await t.admit(store, [cand(fields("0_asse0001"))], run_id=1)
+    src = {"id": "0_src00001", "isOriginal": True, "flavorParamsId": 0, "sizeInBytes": 1000}
+    low = {"id": "0_low00001", "flavorParamsId": 4, "size": 2}  # KB when sizeInBytes is 0/absent
+    cap = {"id": "0_cap00001", "sizeInBytes": 50, "languageCode": "en", "language": "English"}
+    child = {"id": "0_chl00001", "isOriginal": True, "sizeInBytes": 300}
+    assets = [
+        asset_fields_from_wire("flavor", src),
+        asset_fields_from_wire("flavor", low),
+        asset_fields_from_wire("caption", cap),
+        asset_fields_from_wire("flavor", child, owner_entry_id="0_child001"),
+    ]
+    await q.replace_assets(store, "0_asse0001", assets)
+    row = await q.get_entry(store, "0_asse0001")
+    assert (row.asset_count, row.bytes_total, row.bytes_saved) == (4, 3398, 3348)
+    stored = {a.id: a for a in await q.assets_of(store, "0_asse0001")}
+    assert stored["0_low00001"].size_bytes == 2048 and stored["0_cap00001"].language == "en"
+    assert stored["0_chl00001"].owner_entry_id == "0_child001" and stored["0_chl00001"].is_source
+    assert bytes_saved_for("delete_flavors", stored.values()) == 2048
+    await q.update_asset_backup(
+        store, "0_src00001", archive_path="a/src.mp4", bytes_done=1000, sha256="ab",
+        backup_state=AssetBackupState.VERIFIED, verified_at=T0,
+    )  # fmt: skip
+    await q.update_asset_backup(store, "0_cap00001", bytes_done=10, backup_state="partial")
+    # Re-size: source unchanged, caption grew, low flavor gone.
+    cap2 = {**cap, "sizeInBytes": 60}
+    await q.replace_assets(
+        store,
+        "0_asse0001",
+        [asset_fields_from_wire("flavor", src), asset_fields_from_wire("caption", cap2)],
+    )
+    stored = {a.id: a for a in await q.assets_of(store, "0_asse0001")}
+    assert set(stored) == {"0_src00001", "0_cap00001"}
+    assert stored["0_src00001"].backup_state == AssetBackupState.VERIFIED
+    assert stored["0_src00001"].archive_path == "a/src.mp4"
+    assert (stored["0_cap00001"].backup_state, stored["0_cap00001"].bytes_done) == ("pending", 0)
+    row = await q.get_entry(store, "0_asse0001")
+    assert (row.asset_count, row.bytes_total, row.bytes_saved) == (2, 1060, 1000)
+    # An action change recomputes bytes_saved from the stored assets.
+    await t.move(store, "0_asse0001", State.CANDIDATE, State.SIZED, run_id=1,
+                 updates={"action": "delete_flavors"})  # fmt: skip
+    await t.admit(store, [cand(fields("0_asse0001"), Action.DELETE_FLAVORS)], run_id=2)
+    assert (await q.get_entry(store, "0_asse0001")).bytes_saved == 0
+    with pytest.raises(StoreError, match="not in the store"):
+        await q.replace_assets(store, "0_nothere1", [])
+    with pytest.raises(StoreError, match="not in the store"):
+        await q.update_asset_backup(store, "0_nothere1", bytes_done=1)
+
+
+def test_hostile_assets_are_rejected() -> None:
+    with pytest.raises(InvalidEntryData, match="malformed id"):
+        asset_fields_from_wire("flavor", {"id": "a/b"})
+    with pytest.raises(InvalidEntryData, match="'size'"):
+        asset_fields_from_wire("flavor", {"id": "0_a", "size": "big"})
+    with pytest.raises(InvalidEntryData, match="non-negative"):
+        asset_fields_from_wire("flavor", {"id": "0_a", "sizeInBytes": -1})
+    with pytest.raises(InvalidEntryData, match="unknown asset kind"):
+        asset_fields_from_wire("video", {"id": "0_a"})
+
+
+async def test_runs_windows_meta_and_status(store: Store) -> None:
+    run_id = await q.start_run(store, "audit", {"db": "k.db"}, as_of="2026-11-22", now=T0)
+    await q.finish_run(store, run_id, "ok", {"candidate": 3}, now=T0 + 60)
+    run = await q.get_run(store, run_id)
+    assert (run.status, run.counts, run.finished_at, run.as_of) == (
+        "ok", {"candidate": 3}, T0 + 60, "2026-11-22",
+    )  # fmt: skip
+    assert [r.id for r in await q.recent_runs(store)] == [run_id]
+
+    w = await q.save_window(store, DiscoveryWindow(generation=run_id, lo=0, hi=100))
+    assert w.id is not None
+    w.cursor_created_at, w.seen_ids_at_cursor, w.pages = 50, ["0_a", "0_b"], 2
+    await q.save_window(store, w)
+    again = await q.save_window(store, DiscoveryWindow(generation=run_id, lo=0, hi=100))
+    assert again.id == w.id  # same key: the same window
+    await q.save_window(store, DiscoveryWindow(generation=run_id, lo=100, hi=200, status="done"))
+    loaded = await q.load_windows(store, run_id, status="pending")
+    assert len(loaded) == 1 and loaded[0].id == w.id
+    assert (await q.load_windows(store, run_id))[1].status == "done"
+
+    await q.set_meta(store, "k", "v")
+    await q.set_meta(store, "k", "v2")
+    assert await q.get_meta(store, "k") == "v2" and await q.get_meta(store, "x") is None
+
+    await t.admit(store, [cand(fields(f"0_stat000{i}")) for i in range(3)], run_id=run_id)
+    await q.refresh_entries(store, [fields("0_stat0000", name="fresh")], run_id=run_id)
+    assert (await q.get_entry(store, "0_stat0000")).name == "fresh"
+    assert await q.refresh_entries(store, [fields("0_unknown1")], run_id=run_id) == ["0_unknown1"]
+    rows = await q.status_rows(store)
+    assert [(r.state, r.policy, r.entries) for r in rows] == [(State.CANDIDATE, "4-year", 3)]
+    assert len(await q.entries_in_state(store, "candidate", action="delete_entry", limit=2)) == 2
