@@ -32,9 +32,12 @@ them; ``assets.archive_path`` holds the path relative to ``archive_root``). The 
 for right before each attempt (URLs expire); kretain.workers.download.download_to streams,
 resumes a ``.part`` with Range and verifies size and sha256. Retryable failures get up to
 ``file_attempts`` tries with bounded exponential backoff. Free space is checked before each
-file; DiskFull anywhere stops the whole stage: in-flight downloads are cancelled (their
-``.part`` kept for resume), this run's leases are released, and :class:`BackupDiskFull` is
-raised carrying the partial result. Nothing is marked done that is not.
+file; DiskFull anywhere stops the whole stage: no new entry or file is started, files
+already streaming finish (or hit DiskFull themselves; their ``.part`` is kept for resume),
+entries left incomplete are handed back (``sized``/``failed`` as they were, no attempt
+counted), and :class:`BackupDiskFull` is raised carrying the partial result. Nothing is
+marked done that is not: entry.json is written only after every file of the entry was
+verified, and ``archived`` only after entry.json.
 
 ``entry.json`` (written last, atomically): format, entry id, partner id, the entry's raw wire
 metadata, name/owner/categories/tags, policy/action/reason, the children (raw wire metadata
@@ -288,6 +291,8 @@ class _Run:
         self.held: set[str] = set()  # entry ids leased by this run
         self.active: dict[str, Path] = {}  # asset id -> .part being written (for bytes_done)
         self.rand = random.random
+        self.stop = asyncio.Event()  # set on DiskFull: start nothing new
+        self.disk_full: DiskFull | None = None
 
     def emit(self, event: str) -> None:
         if self.progress is not None:
@@ -340,6 +345,8 @@ class _Run:
                     )
             children = await self._children(row, assets)
             files, problems = await self._files(row, directory, plan.fetch)
+            if self.stop.is_set() and len(files) + len(problems) < len(plan.fetch):
+                return  # stopped part-way: handed back unchanged by backup()
             problems += [why for _a, why in plan.waiting]
             if problems:
                 raise _EntryFailed("; ".join(problems[:5]) + (" ..." if len(problems) > 5 else ""))
@@ -361,8 +368,6 @@ class _Run:
             log_.info("backup.archived", files=len(files))
         except _EntryFailed as exc:
             await self._fail(row, str(exc))
-        except DiskFull:
-            raise
         except (KalturaError, DownloadError, OSError, archive.ArchivePathError, ValueError) as exc:
             await self._fail(row, f"{type(exc).__name__}: {exc}")
         except StateConflictError as exc:  # our lease was taken over: leave the row alone
@@ -414,18 +419,21 @@ class _Run:
     async def _files(
         self, row: EntryRow, directory: Path, plans: Sequence[FilePlan]
     ) -> tuple[list[tuple[FilePlan, str, int, str]], list[str]]:
-        """Fetch every planned file, at most file_concurrency at once. DiskFull propagates
-        (and cancels the siblings); other failures are collected."""
+        """Fetch every planned file, at most file_concurrency at once. Failures are
+        collected; DiskFull stops the run (files not yet started are not started)."""
         slots = asyncio.Semaphore(self.file_concurrency)
         done: list[tuple[FilePlan, str, int, str]] = []
         problems: list[str] = []
 
         async def one(p: FilePlan) -> None:
             async with slots:
+                if self.stop.is_set():
+                    return
                 try:
                     name, size, sha = await self._file(row, directory, p.asset)
-                except (DiskFull, asyncio.CancelledError):
-                    raise
+                except DiskFull as exc:
+                    self.disk_full = self.disk_full or exc
+                    self.stop.set()
                 except _EntryFailed as exc:
                     problems.append(str(exc))
                 except (KalturaError, DownloadError, OSError, archive.ArchivePathError) as exc:
@@ -462,13 +470,9 @@ class _Run:
             return name, asset.bytes_done, asset.sha256
         # A complete file without a record (killed between rename and the DB update, or a
         # copy verify found damaged): keep it only if it checks out.
-        if dest.exists():
-            found = await asyncio.to_thread(_check_existing, dest, expected_bytes, expected_kb)
-            if found is not None:
-                await self._record_verified(asset.id, rel, *found)
-                self.result.files_reused += 1
-                return name, found[0], found[1]
-            await asyncio.to_thread(dest.unlink)
+        found = await self._adopt(asset.id, rel, dest, expected_bytes, expected_kb)
+        if found is not None:
+            return name, *found
         await queries.update_asset_backup(self.store, asset.id, archive_path=rel)
         attempt = 0
         while True:
@@ -496,6 +500,15 @@ class _Run:
                 # Stopping: note how far the .part got (it resumes next run).
                 await asyncio.shield(self._record_partial(asset.id, dest))
                 raise
+            except download.DestinationExists:
+                # Renamed into place by a download this process gave up on (cancelled
+                # while its thread finished): keep it if it checks out, else fetch again.
+                found = await self._adopt(asset.id, rel, dest, expected_bytes, expected_kb)
+                if found is not None:
+                    return name, *found
+                if attempt >= self.file_attempts:
+                    raise
+                continue
             except DownloadError as exc:
                 await self._record_partial(asset.id, dest)
                 if not is_retryable(exc) or attempt >= self.file_attempts:
@@ -518,6 +531,27 @@ class _Run:
             self.result.bytes_downloaded += res.bytes - res.resumed_from
             await self._record_verified(asset.id, rel, res.bytes, res.sha256)
             return name, res.bytes, res.sha256
+
+    async def _adopt(
+        self,
+        asset_id: str,
+        rel: str,
+        dest: Path,
+        expected_bytes: int | None,
+        expected_kb: int | None,
+    ) -> tuple[int, str] | None:
+        """A complete file already at ``dest`` without a record (killed between the rename
+        and the DB update): record it when its size fits, else remove it. (size, sha256)."""
+        if not dest.exists():
+            return None
+        found = await asyncio.to_thread(_check_existing, dest, expected_bytes, expected_kb)
+        if found is None:
+            with contextlib.suppress(FileNotFoundError):
+                await asyncio.to_thread(dest.unlink)
+            return None
+        await self._record_verified(asset_id, rel, *found)
+        self.result.files_reused += 1
+        return found
 
     async def _check_room(self, dest: Path, asset: AssetRow) -> None:
         have = await asyncio.to_thread(_size_of, part_path(dest))
@@ -742,7 +776,7 @@ async def backup(
             return rows[0] if rows else None
 
     async def worker() -> None:
-        while (row := await next_row()) is not None:
+        while not run.stop.is_set() and (row := await next_row()) is not None:
             await run.entry(row)
 
     beat = asyncio.create_task(run.heartbeat())
@@ -750,13 +784,6 @@ async def backup(
         async with asyncio.TaskGroup() as tg:
             for _ in range(max(1, concurrency)):
                 tg.create_task(worker())
-    except* DiskFull as group:
-        exc = group.exceptions[0]
-        assert isinstance(exc, DiskFull)
-        result.stopped = (
-            f"disk full under {root}: {exc}. Backup stopped; nothing unfinished was marked "
-            "archived. Free some space and run again: partial files resume."
-        )
     finally:
         beat.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -769,6 +796,11 @@ async def backup(
             result.released += await transitions.release_run(store, run_id)
 
         await asyncio.shield(cleanup())
+    if run.disk_full is not None:
+        result.stopped = (
+            f"disk full under {root}: {run.disk_full}. Backup stopped; nothing unfinished was "
+            "marked archived. Free some space and run again: partial files resume."
+        )
     row = await store.fetchone(
         "SELECT count(*) FROM entries WHERE state = ? AND action = ? AND attempts >= ?",
         (str(State.FAILED), str(Action.DELETE_ENTRY), max_attempts),

@@ -1,0 +1,219 @@
+"""backup() when the network or the disk misbehaves: retries, attempt limits, resume, disk full."""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from test_backup_support import (
+    ENTRIES,
+    SPEC,
+    client_for,
+    make_sized,
+    new_run,
+    reset_knobs,
+    sha256_of,
+    state_of,
+    store_at,
+    true_sha,
+    walk,
+)
+
+from kretain import archive
+from kretain.simulator.testing import RunningSimulator, run_simulator
+from kretain.store import queries
+from kretain.store.states import AssetBackupState, State
+from kretain.workers.backup import BackupDiskFull, backup
+from kretain.workers.download import LocalFS
+
+FAST = {"retry_base_delay": 0.01, "retry_max_delay": 0.02, "progress": None}
+
+
+@pytest.fixture(scope="module")
+def sim_module() -> Iterator[RunningSimulator]:
+    with run_simulator(SPEC) as sim:
+        yield sim
+
+
+@pytest.fixture
+def sim(sim_module: RunningSimulator) -> Iterator[RunningSimulator]:
+    reset_knobs(sim_module)
+    yield sim_module
+    reset_knobs(sim_module)
+
+
+async def _check_archive(store, sim: RunningSimulator, root: Path, entry_id: str) -> None:
+    assert await state_of(store, entry_id) == State.ARCHIVED
+    doc = archive.read_entry_json(archive.entry_dir(root, SPEC.partner_id, entry_id))
+    assert doc["files"]
+    for f in doc["files"]:
+        path = archive.entry_dir(root, SPEC.partner_id, entry_id) / f["file"]
+        assert (path.stat().st_size, sha256_of(path)) == true_sha(sim, f["asset_id"])
+
+
+async def test_truncated_and_kaltura_errors_end_as_retries(
+    sim: RunningSimulator, tmp_path: Path
+) -> None:
+    root = tmp_path / "archive"
+    eid = ENTRIES["image_a"]
+    entry_dir = archive.entry_dir(root, SPEC.partner_id, eid)
+    async with store_at(tmp_path / "k.db") as store, client_for(sim) as client:
+        await make_sized(store, client, sim, [eid])
+
+        # 1. Every body is cut half-way: retried within the run, then the entry fails.
+        sim.knobs.truncate = 1.0
+        r1 = await backup(
+            store, client, archive_root=root, run_id=await new_run(store), max_attempts=2,
+            file_attempts=3, **FAST,
+        )  # fmt: skip
+        assert (r1.archived, r1.failed) == (0, 1) and r1.retries >= 2
+        row = await queries.get_entry(store, eid)
+        assert row is not None and row.state == State.FAILED and row.attempts == 1
+        assert "TruncatedDownload" in (row.last_error or "")
+        assert not (entry_dir / "entry.json").exists()
+        partial = [a for a in await queries.assets_of(store, eid) if a.bytes_done > 0]
+        assert partial and all(a.backup_state != AssetBackupState.VERIFIED for a in partial)
+        parts = [p for p in walk(root) if p.name.endswith(".part")]
+        assert any(p.stat().st_size > 0 for p in parts)  # a prefix is kept for the next run
+
+        # 2. The serve endpoint answers X-Kaltura: error-57 (rate limited, retryable).
+        sim.knobs.truncate = 0.0
+        sim.knobs.download_error = 1.0
+        sim.knobs.download_error_code = 57
+        r2 = await backup(
+            store, client, archive_root=root, run_id=await new_run(store), max_attempts=2,
+            file_attempts=2, **FAST,
+        )  # fmt: skip
+        assert (r2.claimed, r2.archived, r2.failed) == (1, 0, 1)
+        row = await queries.get_entry(store, eid)
+        assert row is not None and row.state == State.FAILED and row.attempts == 2
+        assert "KalturaServeError" in (row.last_error or "") and "57" in row.last_error
+        assert not (entry_dir / "entry.json").exists()
+
+        # 3. At the attempt limit the row is no longer retried, and is reported.
+        sim.knobs.download_error = 0.0
+        r3 = await backup(
+            store, client, archive_root=root, run_id=await new_run(store), max_attempts=2, **FAST
+        )
+        assert (r3.claimed, r3.exhausted) == (0, 1)
+        assert any("no longer retried" in p for p in r3.problems)
+        assert await state_of(store, eid) == State.FAILED
+
+        # 4. A higher limit: retried, resumed from the kept prefix, archived and correct.
+        r4 = await backup(
+            store, client, archive_root=root, run_id=await new_run(store), max_attempts=5, **FAST
+        )
+        assert (r4.claimed, r4.archived) == (1, 1) and r4.bytes_resumed > 0
+        await _check_archive(store, sim, root, eid)
+        row = await queries.get_entry(store, eid)
+        assert row is not None and row.attempts == 0 and row.last_error is None
+
+
+async def test_server_ignoring_range_still_ends_correct(
+    sim: RunningSimulator, tmp_path: Path
+) -> None:
+    root = tmp_path / "archive"
+    eid = ENTRIES["audio"]
+    async with store_at(tmp_path / "k.db") as store, client_for(sim) as client:
+        await make_sized(store, client, sim, [eid])
+        sim.knobs.truncate = 1.0
+        r1 = await backup(
+            store, client, archive_root=root, run_id=await new_run(store), max_attempts=5,
+            file_attempts=1, **FAST,
+        )  # fmt: skip
+        assert r1.failed == 1
+        parts = {p: p.stat().st_size for p in walk(root) if p.name.endswith(".part")}
+        assert any(parts.values())  # at least the big file kept a prefix
+
+        sim.knobs.truncate = 0.0
+        sim.knobs.ignore_range = True
+        served = sim.stats.bytes_served
+        r2 = await backup(
+            store, client, archive_root=root, run_id=await new_run(store), max_attempts=5, **FAST
+        )
+        assert r2.archived == 1 and r2.bytes_resumed == 0
+        await _check_archive(store, sim, root, eid)
+        # The server sent whole files again (it ignored Range), and nothing was spliced.
+        total = sum(true_sha(sim, a.id)[0] for a in await queries.assets_of(store, eid)
+                    if a.backup_state == AssetBackupState.VERIFIED)  # fmt: skip
+        assert sim.stats.bytes_served - served == total
+
+
+class _FullAfter(LocalFS):
+    """Real writes until ``budget`` bytes have been written, then ENOSPC."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+
+    def write(self, fd: int, data: memoryview) -> int:
+        if self.budget <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        n = os.write(fd, data[: self.budget])
+        self.budget -= n
+        return n
+
+
+async def test_disk_full_stops_cleanly_then_resumes(sim: RunningSimulator, tmp_path: Path) -> None:
+    root = tmp_path / "archive"
+    ids = [ENTRIES["image_b"], ENTRIES["image_c"], ENTRIES["audio"], ENTRIES["image_a"]]
+    async with store_at(tmp_path / "k.db") as store, client_for(sim) as client:
+        await make_sized(store, client, sim, ids)
+        with pytest.raises(BackupDiskFull) as info:
+            await backup(
+                store, client, archive_root=root, run_id=await new_run(store), max_attempts=5,
+                concurrency=2, fs=_FullAfter(6 << 20), min_free_bytes=0, **FAST,
+            )  # fmt: skip
+        stopped = info.value.result
+        assert "disk full" in str(info.value) and stopped.stopped
+        # Nothing left held, nothing failed (disk full is not the entry's fault), and only
+        # entries whose every file was verified are archived.
+        states = {eid: await state_of(store, eid) for eid in ids}
+        assert State.DOWNLOADING not in states.values() and State.FAILED not in states.values()
+        assert list(states.values()).count(State.ARCHIVED) == stopped.archived < len(ids)
+        for eid, state in states.items():
+            directory = archive.entry_dir(root, SPEC.partner_id, eid)
+            if state == State.ARCHIVED:
+                assert (directory / "entry.json").exists()
+            if (directory / "entry.json").exists():
+                # Written only after every file was verified (a stop may land between it and
+                # the move to archived; the next run redoes the move).
+                for f in archive.read_entry_json(directory)["files"]:
+                    path = directory / f["file"]
+                    assert (path.stat().st_size, sha256_of(path)) == true_sha(sim, f["asset_id"])
+            for a in await queries.assets_of(store, eid):
+                if a.backup_state == AssetBackupState.VERIFIED:
+                    path = root / (a.archive_path or "")
+                    assert (path.stat().st_size, sha256_of(path)) == true_sha(sim, a.id)
+        parts = [p for p in walk(root) if p.name.endswith(".part")]
+        assert parts
+
+        resumed = await backup(
+            store, client, archive_root=root, run_id=await new_run(store), max_attempts=5, **FAST
+        )
+        assert resumed.archived == len(ids) - stopped.archived and resumed.bytes_resumed > 0
+        for eid in ids:
+            await _check_archive(store, sim, root, eid)
+        assert not [p for p in walk(root) if p.name.endswith(".part")]
+
+
+async def test_min_free_threshold_stops_before_any_download(
+    sim: RunningSimulator, tmp_path: Path
+) -> None:
+    root = tmp_path / "archive"
+    eid = ENTRIES["image_c"]
+    async with store_at(tmp_path / "k.db") as store, client_for(sim) as client:
+        await make_sized(store, client, sim, [eid])
+        urls = sim.stats.calls["thumbasset.geturl"] + sim.stats.calls["flavorasset.geturl"]
+        with pytest.raises(BackupDiskFull):
+            await backup(
+                store, client, archive_root=root, run_id=await new_run(store), max_attempts=5,
+                min_free_bytes=1 << 60, **FAST,
+            )  # fmt: skip
+        assert await state_of(store, eid) == State.SIZED
+        row = await queries.get_entry(store, eid)
+        assert row is not None and row.attempts == 0 and row.lease_owner is None
+        assert sim.stats.calls["thumbasset.geturl"] + sim.stats.calls["flavorasset.geturl"] == urls
+        assert not list(walk(root))
