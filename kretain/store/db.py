@@ -42,7 +42,7 @@ __all__ = ["BUSY_TIMEOUT_MS", "Store", "lock_path", "now", "open_store"]
 
 BUSY_TIMEOUT_MS = 10_000
 
-_in_transaction: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+_in_transaction: contextvars.ContextVar[tuple[int, int] | None] = contextvars.ContextVar(
     "kretain_store_tx", default=None
 )
 
@@ -94,24 +94,38 @@ class Store:
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction (BEGIN IMMEDIATE ... COMMIT, ROLLBACK on error)."""
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT, ROLLBACK on error).
+
+        Re-entering in the SAME task joins the open transaction. Other tasks wait for it, so do
+        not await tasks that write to this store from inside a transaction.
+        """
         if self.readonly or self._write_lock is None:
             raise StoreError(f"database {self.path} was opened read-only")
-        if _in_transaction.get() == id(self):
+        me = (id(self), id(asyncio.current_task()))
+        if _in_transaction.get() == me:
             yield self.conn  # nested: join the outer transaction
             return
         async with self._write_lock:
-            token = _in_transaction.set(id(self))
+            token = _in_transaction.set(me)
             try:
-                await self.conn.execute("BEGIN IMMEDIATE")
                 try:
+                    # Inside the try: if we are cancelled while BEGIN is queued, it still runs
+                    # on aiosqlite's thread, and must be rolled back.
+                    await self.conn.execute("BEGIN IMMEDIATE")
                     yield self.conn
+                    await self.conn.execute("COMMIT")
                 except BaseException:
-                    await self.conn.execute("ROLLBACK")
+                    await self._rollback_quietly()
                     raise
-                await self.conn.execute("COMMIT")
             finally:
                 _in_transaction.reset(token)
+
+    async def _rollback_quietly(self) -> None:
+        # Statements run in order on one thread, so this follows whatever was queued before it.
+        try:
+            await asyncio.shield(self.conn.execute("ROLLBACK"))
+        except sqlite3.OperationalError:
+            pass  # no transaction active: BEGIN failed, or a cancelled COMMIT went through
 
     async def fetchall(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
         async with self.conn.execute(sql, params) as cur:

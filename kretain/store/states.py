@@ -101,7 +101,10 @@ STATE_TIMESTAMP: dict[State, str] = {
 
 
 def is_allowed(from_state: State | str, to_state: State | str) -> bool:
-    return State(to_state) in ALLOWED[State(from_state)]
+    """True for a move in ALLOWED, and for staying put in any non-terminal state (re-recording
+    an error or failure, or updating fields: the event is still written)."""
+    a, b = State(from_state), State(to_state)
+    return b in ALLOWED[a] or (a == b and a not in TERMINAL)
 
 
 def check_move(from_state: State | str, to_state: State | str) -> None:

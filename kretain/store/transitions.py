@@ -122,19 +122,23 @@ def _check_updates(updates: Mapping[str, Any] | None) -> dict[str, Any]:
     return upd
 
 
-def _set_clause(to_state: State, upd: Mapping[str, Any], error: str | None) -> tuple[str, list]:
+def _set_clause(
+    to_state: State, upd: Mapping[str, Any], error: str | None, when: int
+) -> tuple[str, list]:
+    to = str(to_state)
+    # Staying put (error -> error) keeps state_changed_at and the per-state timestamp.
     sets = [
+        "state_changed_at = CASE WHEN state = ? THEN state_changed_at ELSE ? END",
         "state = ?",
-        "state_changed_at = ?",
         "lease_owner = NULL",
         "lease_expires_at = NULL",
         "lease_from_state = NULL",
     ]
-    params: list[Any] = [str(to_state), None]  # the time is filled by the caller
+    params: list[Any] = [to, when, to]
     column = STATE_TIMESTAMP.get(to_state)
     if column:
-        sets.append(f"{column} = ?")
-        params.append(None)
+        sets.insert(0, f"{column} = CASE WHEN state = ? THEN {column} ELSE ? END")
+        params[:0] = [to, when]
     if error is not None:
         sets.append("attempts = attempts + 1")
         sets.append("last_error = ?")
@@ -146,14 +150,6 @@ def _set_clause(to_state: State, upd: Mapping[str, Any], error: str | None) -> t
         sets.append(f"{name} = ?")
         params.append(value)
     return ", ".join(sets), params
-
-
-def _fill_time(params: list, when: int, to_state: State) -> list:
-    out = list(params)
-    out[1] = when
-    if STATE_TIMESTAMP.get(to_state):
-        out[2] = when
-    return out
 
 
 async def _current(store: Store, ids: Sequence[str]) -> dict[str, Any]:
@@ -201,8 +197,7 @@ async def move_many(
     upd = _check_updates(updates)
     when = _wall_now() if now is None else now
     ids = list(dict.fromkeys(entry_ids))
-    set_sql, set_params = _set_clause(to, upd, error)
-    set_params = _fill_time(set_params, when, to)
+    set_sql, set_params = _set_clause(to, upd, error, when)
     async with store.transaction() as conn:
         current = await _current(store, ids)
         movable = [

@@ -97,3 +97,25 @@ async def test_transaction_rolls_back_on_error(store) -> None:
             await conn.execute("INSERT INTO meta (key, value) VALUES ('k', 'v')")
             raise RuntimeError("boom")
     assert tuple(await store.fetchone("SELECT count(*) FROM meta")) == (0,)
+
+
+async def test_cancelled_transactions_never_leave_the_connection_in_one(store) -> None:
+    import asyncio
+
+    async def write(i: int) -> None:
+        async with store.transaction() as conn:
+            await conn.execute("INSERT INTO meta (key, value) VALUES (?, 'x')", (f"k{i}",))
+            await asyncio.sleep(0.01)
+
+    # Cancel at every point: while BEGIN is queued, mid-body, while COMMIT is queued.
+    for i in range(60):
+        task = asyncio.create_task(write(i))
+        for _ in range(i % 6):
+            await asyncio.sleep(0)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        async with store.transaction() as conn:  # must not fail "within a transaction"
+            await conn.execute("INSERT INTO meta (key, value) VALUES (?, 'ok')", (f"ok{i}",))
+    rows = await store.fetchall("SELECT key FROM meta WHERE value = 'ok'")
+    assert len(rows) == 60
+    assert not store.conn.in_transaction

@@ -242,3 +242,18 @@ async def test_record_api_event(store: Store) -> None:
     )
     row = await store.fetchone("SELECT kind, action, outcome, entry_id, asset_id FROM events")
     assert tuple(row) == ("api", "flavorasset.delete", "ok", "0_x", "0_f")
+
+
+async def test_staying_put_records_the_error_but_keeps_the_state_time(store: Store) -> None:
+    (eid,) = await seed(store, 1)
+    await t.move(store, eid, State.CANDIDATE, State.ERROR, run_id=1, error="timeout", now=T0 + 1)
+    await t.move(store, eid, State.ERROR, State.ERROR, run_id=2, error="timeout again", now=T0 + 9)
+    row = await q.get_entry(store, eid)
+    assert (row.state, row.attempts, row.last_error, row.state_changed_at) == (
+        State.ERROR, 2, "timeout again", T0 + 1,
+    )  # fmt: skip
+    assert (await events(store, eid))[-1][2:6] == ("error", "error", "moved", "timeout again")
+    await t.move(store, eid, State.ERROR, State.SIZED, run_id=2, now=T0 + 10)
+    await t.move(store, eid, State.SIZED, State.SIZED, run_id=2, now=T0 + 20)
+    assert (await q.get_entry(store, eid)).sized_at == T0 + 10
+    assert not is_allowed(State.DELETED, State.DELETED)
