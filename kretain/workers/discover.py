@@ -148,8 +148,8 @@ class _Run:
         self.result = result
         self.progress = progress
         self.queue: asyncio.Queue[_Window | None] = asyncio.Queue()
-        self.active = 0
         self.failed = False
+        self.crash: BaseException | None = None
 
     def emit(self, event: str, **counts: Any) -> None:
         if self.progress is not None:
@@ -194,6 +194,8 @@ async def discover(
         for _ in workers:
             run.queue.put_nowait(None)
         await asyncio.gather(*workers, return_exceptions=True)
+    if run.crash is not None:
+        raise run.crash
     counts = await _window_counts(store, generation)
     result.windows, result.windows_done = counts
     if result.windows_done == result.windows and not run.failed:
@@ -357,6 +359,10 @@ async def _worker(run: _Run) -> None:
                     "UPDATE discovery_windows SET status = 'failed', updated_at = ? WHERE id = ?",
                     (wall_now(), w.id),
                 )
+        except Exception as exc:  # a bug or a store failure: stop, and say so
+            run.failed = True
+            run.crash = run.crash or exc
+            log.exception("discover window crashed", window=w.id)
         finally:
             run.queue.task_done()
 

@@ -48,7 +48,6 @@ from kretain.store.states import Action, State
 
 log = structlog.get_logger("kretain.size")
 
-ID_BATCH = 150  # baseEntry.list idIn keeps only 150 ids
 PAGE_SIZE = 500
 _ID_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 
@@ -149,6 +148,9 @@ def size_entry(
 # ---- the sizing worker ----------------------------------------------------------------------
 
 BATCH_SIZE = 50  # entries per multirequest: ~55 sub-requests, assets usually within 1-2 pages
+# A multirequest is flat form fields; PHP's default max_input_vars (1000) silently drops the
+# rest, and the simulator (aiohttp) answers 413 past 1000 fields. 100 entries ~ 850 fields.
+MAX_BATCH_SIZE = 100
 LEASE_SECONDS = 900
 MAX_SIZE_ATTEMPTS = 5  # error rows (from a failed lookup) are retried up to this many times
 
@@ -202,8 +204,8 @@ async def size(
     moves the entry to error (fail closed). Assets are stored and the row moves to
     sized in one transaction. ``progress(event, **counts)``: ``size.batch``, ``size.done``.
     """
-    if not 1 <= batch_size <= ID_BATCH:
-        raise ValueError(f"batch_size must be 1..{ID_BATCH}")
+    if not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise ValueError(f"batch_size must be 1..{MAX_BATCH_SIZE}")
     result = SizeResult()
     await transitions.release_expired(store)
     before = client.stats.requests
@@ -257,8 +259,14 @@ async def size(
                     bytes_saved=result.bytes_saved,
                 )
 
+    tasks = [asyncio.create_task(worker()) for _ in range(max(1, concurrency))]
     try:
-        await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for t in tasks:  # one worker failed: stop the others before handing leases back
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
     finally:
         # Rows still leased (an error row that failed again, or a crash of a batch) are
         # handed back at once rather than when the lease runs out.

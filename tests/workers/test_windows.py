@@ -77,7 +77,7 @@ def _rows(n: int, rng: random.Random, span: int = 100_000, start: int = 1_600_00
 
 
 def test_passes_use_media_filter_and_ornull() -> None:
-    ready, nonready = listing_passes((1_600_000_000, 1_650_000_000), (1_600_000_000, 1_6))
+    ready, nonready = listing_passes((1_600_000_000, 1_650_000_000), (1_600_000_000, None))
     assert [p.name for p in listing_passes(None, (1_600_000_000, None))] == ["nonready"]
     (only,) = listing_passes((1_600_000_000, None), None)
     assert "lastPlayedAtLessThanOrEqualOrNull" not in only.filter
@@ -154,7 +154,7 @@ def test_resume_from_saved_cursor_gives_same_set() -> None:
 @pytest.mark.parametrize("seed", range(6))
 def test_random_layouts(seed: int) -> None:
     rng = random.Random(seed)
-    rows = _rows(rng.randrange(1, 4_000), rng, span=rng.choice([1, 3, 50, 5_000]))
+    rows = _rows(rng.randrange(1, 1_500), rng, span=rng.choice([1, 3, 50, 5_000]))
     lo = min(r.created_at for r in rows) - rng.randrange(3)
     hi = max(r.created_at for r in rows) + rng.randrange(3)
     size = rng.choice([7, 30, 500])
