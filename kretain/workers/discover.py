@@ -241,7 +241,7 @@ async def _begin_generation(
             _K_STATE: "running",
             _K_FIRST_RUN: str(run_id),
             _K_BOUNDS: bounds,
-            _K_AS_OF: as_of.isoformat(),
+            _K_AS_OF: as_of.isoformat() if isinstance(as_of, date) else str(as_of),
         },
     )
     return generation, False
