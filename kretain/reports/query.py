@@ -261,5 +261,7 @@ async def run_query(
     except sqlite3.Error as exc:
         if refused:
             raise ReadOnlyQueryError(f"kretain query only reads: refused {refused[0]}") from exc
+        if "readonly" in str(exc) or "read-only" in str(exc):  # mode=ro / query_only caught it
+            raise ReadOnlyQueryError(f"kretain query only reads: {exc}") from exc
         raise QueryError(f"query failed: {exc}") from exc
     return Table(headers=headers, rows=rows, title=title)
