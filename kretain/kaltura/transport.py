@@ -83,6 +83,27 @@ def multirequest_params(calls: Sequence[tuple[str, str, Params | None]]) -> list
     return out
 
 
+def nest_pairs(pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """Form pairs (``1:filter:idIn``) as the nested object of a JSON body.
+
+    The same encoding rules as the form (flatten_params) apply; only the framing
+    differs. Kaltura parses JSON bodies with no cap on the number of fields, while a
+    form body is cut at PHP's max_input_vars (1,000 by default), which silently drops
+    the tail of a large multirequest.
+    """
+    tree: dict[str, Any] = {}
+    for key, value in pairs:
+        *parents, leaf = key.split(":")
+        node = tree
+        for part in parents:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise TypeError(f"parameter {key!r} nests under a plain value")
+            node = child
+        node[leaf] = value
+    return tree
+
+
 def _retry_after(value: str | None) -> float | None:
     if not value:
         return None
@@ -180,8 +201,8 @@ class Transport:
         self, calls: Sequence[tuple[str, str, Params | None]], *, ks: str | None = None
     ) -> list[Any]:
         """One multirequest; returns the raw per-item list (errors not yet mapped)."""
-        form = self._common(ks) + multirequest_params(calls)
-        result = await self._post(f"{self.service_url}/api_v3/service/multirequest", form)
+        body = nest_pairs(self._common(ks) + multirequest_params(calls))
+        result = await self._post(f"{self.service_url}/api_v3/service/multirequest", json=body)
         if is_api_exception(result):
             raise api_error_from_wire(result)
         if not isinstance(result, list):
@@ -194,9 +215,19 @@ class Transport:
             form.append(("ks", ks))
         return form
 
-    async def _post(self, url: str, form: list[tuple[str, str]]) -> Any:
+    async def _post(
+        self,
+        url: str,
+        form: list[tuple[str, str]] | None = None,
+        *,
+        json: dict[str, Any] | None = None,
+    ) -> Any:
+        # json= makes aiohttp send exactly "Content-Type: application/json", the only
+        # value Kaltura treats as a JSON body.
         try:
-            async with self.http.post(url, data=form, timeout=self._api_timeout) as response:
+            async with self.http.post(
+                url, data=form, json=json, timeout=self._api_timeout
+            ) as response:
                 body = await response.read()
                 if response.status != 200:
                     raise HTTPStatusError(

@@ -19,6 +19,7 @@ In particular a malformed lastPlayedAt is an error, never "never played".
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sqlite3
@@ -165,12 +166,15 @@ def _check_id(value: Any, what: str) -> str:
     return value
 
 
+@functools.lru_cache(maxsize=4096)
+def _secret_key(key: str) -> bool:
+    return _SECRET_KEY_RE.search(key) is not None
+
+
 def scrub_secrets(obj: Any) -> Any:
     """A copy of ``obj`` without secret-looking keys, and with KS values in URLs masked."""
     if isinstance(obj, Mapping):
-        return {
-            str(k): scrub_secrets(v) for k, v in obj.items() if not _SECRET_KEY_RE.search(str(k))
-        }
+        return {str(k): scrub_secrets(v) for k, v in obj.items() if not _secret_key(str(k))}
     if isinstance(obj, list | tuple):
         return [scrub_secrets(v) for v in obj]
     if isinstance(obj, str) and "ks" in obj.lower():
@@ -178,7 +182,16 @@ def scrub_secrets(obj: Any) -> Any:
     return obj
 
 
+# Anything in serialized JSON that scrub_secrets could change: a secret-looking key or a KS
+# in a URL. Most objects have neither, and the recursive scrub is the costliest step of
+# storing an asset, so it runs only when this matches.
+_MAYBE_SECRET_RE = re.compile(r'"ks"|secret|token|password|privileges|/ks/|[?&]ks=', re.IGNORECASE)
+
+
 def _raw_json(obj: Mapping[str, Any]) -> str:
+    text = json.dumps(obj, ensure_ascii=False, sort_keys=True, default=str)
+    if _MAYBE_SECRET_RE.search(text) is None:
+        return text
     return json.dumps(scrub_secrets(obj), ensure_ascii=False, sort_keys=True, default=str)
 
 
@@ -276,9 +289,10 @@ def asset_fields_from_wire(
 
 
 def bytes_saved_for(action: str | None, assets: Iterable[Mapping[str, Any] | AssetRow]) -> int:
-    """Bytes an action frees, counted like the seed toolkit: flavors only, children included.
+    """Bytes an action frees, children's assets included (transitions.BYTES_SAVED_SQL in SQL).
 
-    delete_entry: every flavor; delete_flavors: every non-source flavor; no action: 0.
+    delete_entry: every asset (flavors, captions, attachments, thumbnails);
+    delete_flavors: every non-source flavor; no action: 0.
     """
     if action is None:
         return 0
@@ -287,9 +301,7 @@ def bytes_saved_for(action: str | None, assets: Iterable[Mapping[str, Any] | Ass
         kind = a["kind"] if isinstance(a, Mapping) else a.kind
         is_source = a["is_source"] if isinstance(a, Mapping) else a.is_source
         size = a["size_bytes"] if isinstance(a, Mapping) else a.size_bytes
-        if kind != "flavor":
-            continue
-        if action == Action.DELETE_FLAVORS and is_source:
+        if action == Action.DELETE_FLAVORS and (kind != "flavor" or is_source):
             continue
         total += int(size or 0)
     return total

@@ -78,12 +78,14 @@ UPDATABLE_COLUMNS = frozenset(
     }
 )
 
-# bytes_saved from the stored assets and the row's action (flavors only, like the seed).
+# bytes_saved from the stored assets (children's included) and the row's action:
+# delete_entry frees every asset; delete_flavors frees every flavor but the source.
+# models.bytes_saved_for is the same rule in Python.
 BYTES_SAVED_SQL = """
     CASE WHEN entries.action IS NULL THEN 0 ELSE (
         SELECT coalesce(sum(a.size_bytes), 0) FROM assets a
-        WHERE a.entry_id = entries.id AND a.kind = 'flavor'
-          AND (entries.action = 'delete_entry' OR a.is_source = 0)
+        WHERE a.entry_id = entries.id
+          AND (entries.action = 'delete_entry' OR (a.kind = 'flavor' AND a.is_source = 0))
     ) END
 """
 
@@ -207,7 +209,8 @@ async def move_many(
             and current[i]["state"] in froms
             and (lease_owner is None or current[i]["lease_owner"] == lease_owner)
         ]
-        skipped = [i for i in ids if i not in set(movable)]
+        moving = set(movable)
+        skipped = [i for i in ids if i not in moving]
         if skipped and strict:
             shown = ", ".join(
                 f"{i} ({current[i]['state'] if i in current else 'missing'})" for i in skipped[:5]

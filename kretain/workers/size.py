@@ -43,7 +43,12 @@ from kretain.policy import Policy, evaluate, facts_from_fields
 from kretain.store import queries, transitions
 from kretain.store.db import Store
 from kretain.store.db import now as wall_now
-from kretain.store.models import EntryRow, asset_fields_from_wire, entry_fields_from_wire
+from kretain.store.models import (
+    EntryRow,
+    asset_fields_from_wire,
+    bytes_saved_for,
+    entry_fields_from_wire,
+)
 from kretain.store.states import Action, State
 
 log = structlog.get_logger("kretain.size")
@@ -116,7 +121,6 @@ def size_entry(
         raise InvalidEntryData(f"entry {entry_id}: nothing to size for action {action!r}")
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
-    total = saved = 0
     for owner in (entry_id, *children):
         pairs = assets_by_owner.get(owner, ())
         cols: list[dict[str, Any]] = []
@@ -138,19 +142,18 @@ def size_entry(
             c["is_source"] = int(i == src)
         for c in cols:
             del c["_wire"]
-            total += c["size_bytes"]
-            if action == "delete_entry" or (c["kind"] == "flavor" and not c["is_source"]):
-                saved += c["size_bytes"]
             rows.append(c)
-    return SizedEntry(entry_id, rows, total, saved, tuple(children))
+    total = sum(c["size_bytes"] for c in rows)
+    return SizedEntry(entry_id, rows, total, bytes_saved_for(action, rows), tuple(children))
 
 
 # ---- the sizing worker ----------------------------------------------------------------------
 
-BATCH_SIZE = 50  # entries per multirequest: ~55 sub-requests, assets usually within 1-2 pages
-# A multirequest is flat form fields; PHP's default max_input_vars (1000) silently drops the
-# rest, and the simulator (aiohttp) answers 413 past 1000 fields. 100 entries ~ 850 fields.
-MAX_BATCH_SIZE = 100
+# Entries per multirequest: one idIn refresh, four asset lists and one children lookup per
+# entry. The client sends multirequests as JSON bodies, which PHP parses without the
+# max_input_vars cap on form fields, so a batch can hold the full 150 ids an IN list keeps.
+BATCH_SIZE = 150
+MAX_BATCH_SIZE = 150
 LEASE_SECONDS = 900
 MAX_SIZE_ATTEMPTS = 5  # error rows (from a failed lookup) are retried up to this many times
 
