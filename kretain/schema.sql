@@ -1,4 +1,4 @@
--- kretain state store: the full CURRENT schema (PRAGMA user_version = 2).
+-- kretain state store: the full CURRENT schema (PRAGMA user_version = 3).
 --
 -- A fresh database is created from this file; an older one is brought here by the ordered
 -- migrations in kretain/store/migrations.py. tests/store/test_migrations.py proves both give the
@@ -59,7 +59,8 @@ CREATE TABLE entries (
     exempt_by            TEXT,               -- e.g. "tag:legal-hold"
     delete_mode          TEXT CHECK (delete_mode IN ('delete', 'recycle'))
 );
-CREATE INDEX entries_state ON entries (state, action);
+CREATE INDEX entries_state ON entries (state, action, created_at, id);
+CREATE INDEX entries_claim ON entries (state, created_at, id);
 CREATE INDEX entries_policy ON entries (policy);
 CREATE INDEX entries_owner ON entries (owner);
 CREATE INDEX entries_lease ON entries (lease_expires_at) WHERE lease_owner IS NOT NULL;

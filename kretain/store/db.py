@@ -41,6 +41,7 @@ from kretain.store import migrations
 __all__ = ["BUSY_TIMEOUT_MS", "Store", "lock_path", "now", "open_store"]
 
 BUSY_TIMEOUT_MS = 10_000
+CACHE_KIB = 65_536
 
 _in_transaction: contextvars.ContextVar[tuple[int, int] | None] = contextvars.ContextVar(
     "kretain_store_tx", default=None
@@ -203,6 +204,7 @@ async def open_store(
         await conn.execute("PRAGMA foreign_keys = ON")
         # NORMAL is durable against process crashes (SIGKILL) in WAL mode.
         await conn.execute("PRAGMA synchronous = NORMAL")
+        await conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")  # indexes of 1M rows stay hot
         if migrate:
             await migrations.migrate(conn)
     except BaseException:

@@ -156,6 +156,19 @@ async def m002_discovery_and_exemptions(conn: aiosqlite.Connection) -> None:
     )
 
 
+@migration
+async def m003_claim_indexes(conn: aiosqlite.Connection) -> None:
+    """Index claims by (state[, action]) in createdAt order, so a claim never sorts the table."""
+    await _run_script(
+        conn,
+        """
+        DROP INDEX entries_state;
+        CREATE INDEX entries_state ON entries (state, action, created_at, id);
+        CREATE INDEX entries_claim ON entries (state, created_at, id);
+        """,
+    )
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -111,7 +111,7 @@ async def test_failed_migration_rolls_back_with_its_version(db_path: Path) -> No
                 await migrate(conn, target=len(migrations.MIGRATIONS))
         finally:
             migrations.MIGRATIONS.pop()
-        # m002 committed on its own; the broken step left nothing behind.
-        assert await migrations.schema_version(conn) == 2
+        # The real migrations committed one by one; the broken step left nothing behind.
+        assert await migrations.schema_version(conn) == SCHEMA_VERSION
         names = [r[0] async for r in await conn.execute("SELECT name FROM sqlite_master")]
         assert "half_done" not in names
