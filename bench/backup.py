@@ -1,0 +1,204 @@
+"""Benchmark the backup stage: throughput against a bandwidth-capped simulator, peak memory.
+
+    .venv/bin/python bench/backup.py [--cap-mb 200] [--total-gib 4] [--dir DIR] [--keep]
+
+The simulator runs in a child process (``python -m kretain.simulator``) with
+``--total-bandwidth`` = the cap, so this process holds only kretain: its peak RSS
+(``resource.getrusage(RUSAGE_SELF).ru_maxrss``) is the backup's. The archive set is real
+simulator entries (partner seed 1, 3,000 entries): the one whose source flavor is ~2 GB,
+plus entries picked until the bytes to archive reach ``--total-gib``. Rows reach ``sized``
+through the real API (baseEntry.get + the size worker), then ``backup()`` runs and is timed.
+Targets: >= 90% of the cap, < 150 MB peak RSS.
+
+``--limit server`` (default) caps the simulator (``--total-bandwidth``); ``--limit client``
+leaves the simulator uncapped and uses backup()'s own ``bandwidth`` setting; ``--limit none``
+measures the ceiling of this machine. ``--probe`` first reads 512 MiB of the big file with a
+bare aiohttp loop (no hashing, no disk) to show what the capped simulator can deliver to a
+single stream.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from kretain.kaltura.client import ClientConfig, KalturaClient
+from kretain.simulator.partner import Partner, PartnerSpec
+from kretain.store import queries, transitions
+from kretain.store.db import open_store
+from kretain.store.models import entry_fields_from_wire
+from kretain.store.states import Action, State
+from kretain.store.transitions import Admission
+from kretain.workers.backup import backup
+from kretain.workers.size import size
+from kretain.workers.verify import verify
+
+SPEC = PartnerSpec(entries=3_000, seed=1)
+BIG = "0_31the0sy"  # its source flavor is ~2.0 GB
+MiB = 1 << 20
+GiB = 1 << 30
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def pick_entries(partner: Partner, total: int) -> tuple[list[str], int]:
+    """BIG, then READY media entries in id order until the archive set reaches ``total``."""
+
+    def backup_bytes(eid: str) -> int:
+        kids = [r[0] for r in partner.sql("select id from entries where parent_entry_id=?", (eid,))]
+        out = 0
+        for owner in [eid, *kids]:
+            for a in partner.assets_of(owner):
+                if a["kind"] != "flavor" or a.get("isOriginal"):
+                    out += partner.asset_content(a["id"])[0]
+        return out
+
+    chosen, acc = [BIG], backup_bytes(BIG)
+    rows = partner.sql(
+        "select id from entries where status = 2 and type = '1' and parent_entry_id is null"
+        " and entitled_only = 0 and id != ? order by id",
+        (BIG,),
+    )
+    for (eid,) in rows:
+        size_ = backup_bytes(eid)
+        if acc + size_ <= total * 1.02:
+            chosen.append(eid)
+            acc += size_
+        if acc >= total * 0.98:
+            break
+    return chosen, acc
+
+
+def start_simulator(db: Path, cap: float | None) -> tuple[subprocess.Popen[str], str]:
+    limit = ["--total-bandwidth", str(cap)] if cap else []
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "kretain.simulator", "--port", "0", "--db", str(db),
+            "--entries", str(SPEC.entries), "--seed", str(SPEC.seed), "--no-rate-limits", *limit,
+        ],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    url = line.rsplit(" at ", 1)[-1].strip()
+    if not url.startswith("http"):
+        proc.kill()
+        raise SystemExit(f"simulator did not start: {line!r}")
+    return proc, url
+
+
+async def run(args: argparse.Namespace, work: Path) -> None:
+    cap = args.cap_mb * 1e6
+    partner_db = work / "partner.sqlite"
+    partner = Partner.create(SPEC, str(partner_db))
+    ids, planned = pick_entries(partner, int(args.total_gib * GiB))
+    partner.close()
+    print(f"archive set: {len(ids)} entries, {planned / GiB:.2f} GiB (largest file ~2 GB)")
+    sim, url = start_simulator(partner_db, cap if args.limit == "server" else None)
+    who = {"server": "the simulator", "client": "backup(bandwidth=)", "none": "nobody (ceiling)"}
+    print(f"cap: {cap / 1e6:.0f} MB/s enforced by {who[args.limit]}")
+    try:
+        config = ClientConfig(
+            service_url=url, partner_id=SPEC.partner_id, admin_secret=SPEC.admin_secret
+        )
+        async with KalturaClient(config) as client, await open_store(work / "k.db") as store:
+            if args.probe:
+                await probe(client)
+            run_id = await queries.start_run(store, "bench", {})
+            wires = [await client.get_entry(eid) for eid in ids]
+            await transitions.admit(
+                store,
+                [
+                    Admission(
+                        fields=entry_fields_from_wire(w),
+                        state=State.CANDIDATE,
+                        policy="4-year",
+                        action=Action.DELETE_ENTRY,
+                        reason="bench",
+                    )
+                    for w in wires
+                ],
+                run_id=run_id,
+            )
+            sized = await size(store, client, run_id=run_id, concurrency=2)
+            assert sized.sized == len(ids), sized
+            rss_before = rss_mb()
+            started = time.monotonic()
+            result = await backup(
+                store,
+                client,
+                archive_root=work / "archive",
+                run_id=run_id,
+                concurrency=args.concurrency,
+                bandwidth=cap if args.limit == "client" else None,
+                max_attempts=5,
+                progress=None,
+                file_concurrency=3,
+            )
+            elapsed = time.monotonic() - started
+            rss_after = rss_mb()
+            rate = result.bytes_downloaded / elapsed
+            print(f"backup: {result.archived}/{len(ids)} archived, {result.files} files, "
+                  f"{result.bytes_downloaded / GiB:.2f} GiB in {elapsed:.1f} s")  # fmt: skip
+            print(f"throughput: {rate / 1e6:.1f} MB/s = {100 * rate / cap:.1f}% of the "
+                  f"{cap / 1e6:.0f} MB/s cap (target >= 90%)")  # fmt: skip
+            print(f"peak RSS: {rss_after:.1f} MB (before backup {rss_before:.1f} MB; "
+                  f"target < 150 MB)")  # fmt: skip
+            if args.verify:
+                started = time.monotonic()
+                checked = await verify(store, archive_root=work / "archive", checksums=True)
+                took = time.monotonic() - started
+                print(f"verify --checksums: {checked.ok}/{checked.checked} ok, "
+                      f"{checked.bytes_hashed / GiB:.2f} GiB in {took:.1f} s")  # fmt: skip
+    finally:
+        sim.terminate()
+        sim.wait(timeout=10)
+
+
+async def probe(client: KalturaClient, limit: int = 512 * MiB) -> None:
+    """Bare single-stream read of the big source: what the simulator delivers, nothing else."""
+    flavors = (await client.list_assets("flavor", [BIG], 1)).objects
+    source = next(a for a in flavors if a.get("isOriginal"))
+    url = await client.get_asset_url("flavor", source["id"])
+    started, n = time.monotonic(), 0
+    async with client.http.get(url) as resp:
+        async for chunk in resp.content.iter_chunked(MiB):
+            n += len(chunk)
+            if n >= limit:
+                break
+    rate = n / (time.monotonic() - started)
+    print(f"probe: bare single-stream read {rate / 1e6:.1f} MB/s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cap-mb", type=float, default=200.0, help="simulator cap, MB/s")
+    parser.add_argument("--total-gib", type=float, default=4.0)
+    parser.add_argument("--concurrency", type=int, default=4, help="entries in parallel")
+    parser.add_argument("--dir", type=Path, default=None, help="work dir (default: a temp dir)")
+    parser.add_argument("--keep", action="store_true", help="keep the work dir")
+    parser.add_argument("--limit", choices=("server", "client", "none"), default="server")
+    parser.add_argument("--probe", action="store_true", help="bare single-stream read first")
+    parser.add_argument("--verify", action="store_true", help="also time verify --checksums")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="kretain-bench-", dir=args.dir))
+    try:
+        asyncio.run(run(args, work))
+    finally:
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
