@@ -395,8 +395,10 @@ concurrency = 8
 requests_per_second = 0
 
 [policy]
-# Rules are tried in order; the first that matches decides. Ages are in 365-day years counted
-# from the entry's creation to as_of; "N years" includes exactly N years.
+# Rules are tried in order; the first that matches decides. The [[policy.rules]] below are the
+# defaults written out: if this file has any [[policy.rules]], they replace the defaults entirely.
+# Ages are in 365-day years counted from the entry's creation to as_of; "N years" includes exactly
+# N years.
 # Quiz entries (capabilities contain quiz.quiz) and external/YouTube entries
 # (type externalMedia.externalMedia) are labelled in reports. Set these to false to exempt them.
 include_quiz = true

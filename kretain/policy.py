@@ -191,6 +191,7 @@ class Policy:
     def from_mapping(cls, section: Mapping[str, Any], *, entry_ids: Iterable[str] = ()) -> Policy:
         """Build from the [policy] table (see config.render_default_toml for the format).
 
+        Any [[policy.rules]] given REPLACE the default rules as a whole (order = priority).
         ``entry_ids``: ids read by the caller from exemptions.entry_ids_file (policy does no I/O).
         Unknown keys raise ConfigError: a typo must never silently widen what gets deleted.
         """
