@@ -119,3 +119,52 @@ async def test_cancelled_transactions_never_leave_the_connection_in_one(store) -
     rows = await store.fetchall("SELECT key FROM meta WHERE value = 'ok'")
     assert len(rows) == 60
     assert not store.conn.in_transaction
+
+
+CHURN = """
+import asyncio, sys
+from kretain.store import open_store, State, Action
+from kretain.store import transitions as t
+from kretain.store.models import entry_fields_from_wire
+
+async def main():
+    store = await open_store(sys.argv[1])
+    ids = [f"0_k{i:07d}" for i in range(300)]
+    await t.admit(store, [t.Admission(entry_fields_from_wire(
+        {"id": i, "createdAt": 1500000000, "status": 2, "plays": 0}), State.CANDIDATE,
+        "4-year", Action.DELETE_ENTRY, "r") for i in ids], run_id=1)
+    print("ready", flush=True)
+    n = 0
+    while True:
+        n += 1
+        await t.move_many(store, ids, State.CANDIDATE, State.KEPT, run_id=n, reason=str(n))
+        await t.move_many(store, ids, State.KEPT, State.CANDIDATE, run_id=n, reason=str(n))
+
+asyncio.run(main())
+"""
+
+
+async def test_sigkill_mid_churn_leaves_states_and_events_consistent(db_path: Path) -> None:
+    import asyncio
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHURN, str(db_path)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    await asyncio.sleep(0.7)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    store = await open_store(db_path)
+    try:
+        assert (await store.fetchone("PRAGMA integrity_check"))[0] == "ok"
+        rows = await store.fetchall(
+            "SELECT e.id, e.state, (SELECT to_state FROM events v WHERE v.entry_id = e.id "
+            "ORDER BY v.id DESC LIMIT 1) AS last FROM entries e"
+        )
+        assert len(rows) == 300
+        assert all(r["state"] == r["last"] for r in rows)  # a move and its event: all or nothing
+        assert len({r["state"] for r in rows}) == 1  # a batch moved whole or not at all
+        moves = (await store.fetchone("SELECT count(*) FROM events"))[0]
+        assert moves > 300  # the churn really ran before the kill
+    finally:
+        await store.close()
