@@ -43,6 +43,7 @@ updated_at)``; an entry with status 3 has all its assets deleted.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import itertools
 import os
@@ -263,6 +264,9 @@ def _resolve_time(value: Any, now: int) -> int:
     return now + v if abs(v) <= _MAX_RELATIVE else v
 
 
+_ASSET_CACHE_ENTRIES = 2_000  # entries whose derived assets are kept
+
+
 class Partner:
     """One partner's data in a SQLite file; thread-safe for the server's use."""
 
@@ -275,6 +279,11 @@ class Partner:
         self._temp = temp
         self._lock = threading.RLock()
         self._dirty = self._meta("dirty") == "1"
+        # Derived assets of recently listed entries: one sizing multirequest lists the same
+        # entryIdIn for four asset kinds. Bounded; emptied by every mutation.
+        self._asset_cache: collections.OrderedDict[int, list[generator.Asset]] = (
+            collections.OrderedDict()
+        )
         # The partner's clock for mutations; never before the generation's "now".
         self.clock: Callable[[], int] = lambda: max(int(time.time()), spec.now)
 
@@ -565,6 +574,7 @@ class Partner:
         return row[0] if row else None
 
     def _mark_dirty(self) -> None:
+        self._asset_cache.clear()
         if not self._dirty:
             self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('dirty', '1')")
             self._dirty = True
@@ -624,20 +634,28 @@ class Partner:
             return []
         cols = ",".join(ENTRY_COLUMNS)
         extra = "" if entitled else " AND entitled_only = 0"
+        out: list[generator.Asset] = []
         with self._lock:
             rows = self._conn.execute(
                 f"SELECT {cols} FROM entries WHERE idx IN ({_placeholders(indices)})"
                 f" AND status != 3{extra} ORDER BY idx",
                 list(indices),
             ).fetchall()
-            overlay = self._overlay(indices)
-        out: list[generator.Asset] = []
-        for r in rows:
-            out.extend(
-                a
-                for a in self._derive(dict(zip(ENTRY_COLUMNS, r, strict=True)), overlay)
-                if a.wire["status"] != 3
-            )
+            cache = self._asset_cache
+            missing = [r[0] for r in rows if r[0] not in cache]
+            overlay = self._overlay(missing) if missing else {}
+            for r in rows:
+                idx = r[0]
+                derived = cache.get(idx)
+                if derived is None:
+                    row = dict(zip(ENTRY_COLUMNS, r, strict=True))
+                    derived = [a for a in self._derive(row, overlay) if a.wire["status"] != 3]
+                    cache[idx] = derived
+                    if len(cache) > _ASSET_CACHE_ENTRIES:
+                        cache.popitem(last=False)
+                else:
+                    cache.move_to_end(idx)
+                out.extend(derived)
         return out
 
     def _find_asset(self, kind: str, asset_id: str) -> generator.Asset:

@@ -184,13 +184,14 @@ def scrub_secrets(obj: Any) -> Any:
 
 # Anything in serialized JSON that scrub_secrets could change: a secret-looking key or a KS
 # in a URL. Most objects have neither, and the recursive scrub is the costliest step of
-# storing an asset, so it runs only when this matches.
-_MAYBE_SECRET_RE = re.compile(r'"ks"|secret|token|password|privileges|/ks/|[?&]ks=', re.IGNORECASE)
+# storing an asset, so it runs only when one of these substrings is present.
+_MAYBE_SECRET = ('"ks"', "secret", "token", "password", "privileges", "/ks/", "ks=")
 
 
 def _raw_json(obj: Mapping[str, Any]) -> str:
     text = json.dumps(obj, ensure_ascii=False, sort_keys=True, default=str)
-    if _MAYBE_SECRET_RE.search(text) is None:
+    lowered = text.lower()
+    if not any(marker in lowered for marker in _MAYBE_SECRET):
         return text
     return json.dumps(scrub_secrets(obj), ensure_ascii=False, sort_keys=True, default=str)
 

@@ -9,6 +9,7 @@ Functions (async; ``store`` is a :class:`kretain.store.db.Store`):
         that are not in the store (new entries enter only through transitions.admit)
   assets
     replace_assets(store, entry_id, assets, *, now=None) -> None
+    replace_assets_many(store, {entry_id: assets}, *, now=None) -> None   (one transaction)
         make the stored asset set of ``entry_id`` equal ``assets`` (dicts from
         models.asset_fields_from_wire); keeps backup progress of unchanged assets, resets it when
         an asset's size changed; updates the entry's asset_count, bytes_total, bytes_saved
@@ -66,6 +67,7 @@ __all__ = [
     "recent_runs",
     "refresh_entries",
     "replace_assets",
+    "replace_assets_many",
     "save_window",
     "set_meta",
     "start_run",
@@ -103,17 +105,25 @@ async def refresh_entries(
 ) -> list[str]:
     when = _wall_now() if now is None else now
     cols = [c for c in ENTRY_METADATA_COLUMNS if c != "id"]
-    missing: list[str] = []
+    ids = [f["id"] for f in fields_list]
     async with store.transaction() as conn:
-        for f in fields_list:
-            cur = await conn.execute(
-                f"UPDATE entries SET {', '.join(f'{c} = ?' for c in cols)}, "
-                "last_seen_run = ?, refreshed_at = ? WHERE id = ?",
-                [*(f[c] for c in cols), run_id, when, f["id"]],
+        known: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = await store.fetchall(
+                f"SELECT id FROM entries WHERE id IN ({','.join('?' * len(chunk))})", chunk
             )
-            if cur.rowcount == 0:
-                missing.append(f["id"])
-    return missing
+            known.update(r[0] for r in rows)
+        await conn.executemany(
+            f"UPDATE entries SET {', '.join(f'{c} = ?' for c in cols)}, "
+            "last_seen_run = ?, refreshed_at = ? WHERE id = ?",
+            [
+                [*(f[c] for c in cols), run_id, when, f["id"]]
+                for f in fields_list
+                if f["id"] in known
+            ],
+        )
+    return [i for i in ids if i not in known]
 
 
 # ---- assets -------------------------------------------------------------------------------
@@ -134,37 +144,64 @@ _BACKUP_RESET = (
 async def replace_assets(
     store: Store, entry_id: str, assets: Sequence[Mapping[str, Any]], *, now: int | None = None
 ) -> None:
+    await replace_assets_many(store, {entry_id: assets}, now=now)
+
+
+async def replace_assets_many(
+    store: Store,
+    assets_by_entry: Mapping[str, Sequence[Mapping[str, Any]]],
+    *,
+    now: int | None = None,
+) -> None:
+    """replace_assets for many entries in one transaction and a handful of statements."""
     cols = ["entry_id", *ASSET_METADATA_COLUMNS]
     meta = [c for c in ASSET_METADATA_COLUMNS if c != "id"]
-    ids = [a["id"] for a in assets]
-    if len(set(ids)) != len(ids):
-        raise StoreError(f"entry {entry_id}: duplicate asset ids in one replace")
+    entry_ids = list(assets_by_entry)
+    for entry_id, assets in assets_by_entry.items():
+        ids = [a["id"] for a in assets]
+        if len(set(ids)) != len(ids):
+            raise StoreError(f"entry {entry_id}: duplicate asset ids in one replace")
+    when = _wall_now() if now is None else now
     async with store.transaction() as conn:
-        exists = await store.fetchone("SELECT 1 FROM entries WHERE id = ?", (entry_id,))
-        if not exists:
-            raise StoreError(f"entry {entry_id} is not in the store")
+        for start in range(0, len(entry_ids), 500):
+            chunk = entry_ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found = {
+                r[0]
+                for r in await store.fetchall(
+                    f"SELECT id FROM entries WHERE id IN ({marks})", chunk
+                )
+            }
+            missing = [i for i in chunk if i not in found]
+            if missing:
+                raise StoreError(f"entry {missing[0]} is not in the store")
         # SET expressions see the old row, so the reset compares the old size with the new one.
         await conn.executemany(
             f"INSERT INTO assets ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
             f"ON CONFLICT (id) DO UPDATE SET {_BACKUP_RESET}, entry_id = excluded.entry_id, "
             + ", ".join(f"{c} = excluded.{c}" for c in meta),
-            [(entry_id, *(a[c] for c in ASSET_METADATA_COLUMNS)) for a in assets],
+            [
+                (entry_id, *(a[c] for c in ASSET_METADATA_COLUMNS))
+                for entry_id, assets in assets_by_entry.items()
+                for a in assets
+            ],
         )
-        keep = ",".join("?" * len(ids))
-        await conn.execute(
-            f"DELETE FROM assets WHERE entry_id = ? AND id NOT IN ({keep})"
-            if ids
-            else "DELETE FROM assets WHERE entry_id = ?",
-            [entry_id, *ids],
+        # Assets that are gone: everything of these entries not in this replace.
+        await conn.execute("CREATE TEMP TABLE IF NOT EXISTS _keep_assets (id TEXT PRIMARY KEY)")
+        await conn.execute("DELETE FROM _keep_assets")
+        await conn.executemany(
+            "INSERT OR IGNORE INTO _keep_assets (id) VALUES (?)",
+            [(a["id"],) for assets in assets_by_entry.values() for a in assets],
         )
-        await conn.execute(
-            "UPDATE entries SET asset_count = (SELECT count(*) FROM assets WHERE entry_id = ?), "
-            "bytes_total = (SELECT coalesce(sum(size_bytes), 0) FROM assets WHERE entry_id = ?), "
-            "refreshed_at = ? WHERE id = ?",
-            (entry_id, entry_id, _wall_now() if now is None else now, entry_id),
+        await conn.executemany(
+            "DELETE FROM assets WHERE entry_id = ? AND id NOT IN (SELECT id FROM _keep_assets)",
+            [(entry_id,) for entry_id in entry_ids],
         )
-        await conn.execute(
-            f"UPDATE entries SET bytes_saved = {BYTES_SAVED_SQL} WHERE id = ?", (entry_id,)
+        await conn.executemany(
+            "UPDATE entries SET asset_count = (SELECT count(*) FROM assets WHERE entry_id = ?1), "
+            "bytes_total = (SELECT coalesce(sum(size_bytes), 0) FROM assets WHERE entry_id = ?1), "
+            f"refreshed_at = ?2, bytes_saved = {BYTES_SAVED_SQL} WHERE id = ?1",
+            [(entry_id, when) for entry_id in entry_ids],
         )
 
 

@@ -20,6 +20,7 @@ the entry closed instead of sizing it with partial data.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -541,8 +542,15 @@ async def _apply(
     policy: Policy | None,
     as_of: date | None,
 ) -> None:
-    """Write the batch's outcome in one transaction."""
+    """Write the batch's outcome in one transaction.
+
+    Sized entries (nearly all of a batch) are written with one statement of each
+    kind; the rare errors, gone, kept and exempt entries are moved one by one.
+    """
     now = wall_now()
+    sized_fields: list[dict[str, Any]] = []
+    sized_assets: dict[str, list[dict[str, Any]]] = {}
+    groups: dict[str, tuple[dict[str, Any], list[EntryRow]]] = {}
     async with store.transaction():
         for row in rows:
             outcome = _outcome(row, entries, by_owner, children, failed, policy, as_of)
@@ -563,8 +571,8 @@ async def _apply(
                 )  # fmt: skip
                 continue
             fields = outcome[2]
-            await queries.refresh_entries(store, [fields], run_id=run_id, now=now)
             if kind in ("kept", "exempt"):
+                await queries.refresh_entries(store, [fields], run_id=run_id, now=now)
                 setattr(result, kind, getattr(result, kind) + 1)
                 await transitions.move(
                     store, row.id, row.state, State(kind), run_id=run_id, reason=detail,
@@ -573,20 +581,25 @@ async def _apply(
                 )  # fmt: skip
                 continue
             sized: SizedEntry = outcome[3]
-            await queries.replace_assets(store, row.id, sized.assets, now=now)
-            await transitions.move(
-                store, row.id, row.state, State.SIZED, run_id=run_id,
-                reason=f"{sized.asset_count} assets, {sized.bytes_saved} bytes freed",
-                updates={
-                    "bytes_total": sized.bytes_total,
-                    "bytes_saved": sized.bytes_saved,
-                    "asset_count": sized.asset_count,
-                    **outcome[4],
-                },
-                lease_owner=run_id, now=now,
-            )  # fmt: skip
+            sized_fields.append(fields)
+            sized_assets[row.id] = sized.assets
+            updates = outcome[4]
+            key = json.dumps([str(row.state), updates], sort_keys=True, default=str)
+            groups.setdefault(key, (updates, []))[1].append(row)
             result.sized += 1
             result.bytes_saved += sized.bytes_saved
+        if not sized_fields:
+            return
+        await queries.refresh_entries(store, sized_fields, run_id=run_id, now=now)
+        # The move sets a re-evaluated action first, so the bytes computed from the
+        # stored assets below follow the action the entry now has.
+        for updates, group in groups.values():
+            await transitions.move_many(
+                store, [r.id for r in group], group[0].state, State.SIZED, run_id=run_id,
+                reason="sized", updates=updates or None, lease_owner=run_id, strict=True,
+                now=now,
+            )  # fmt: skip
+        await queries.replace_assets_many(store, sized_assets, now=now)
 
 
 def _outcome(
