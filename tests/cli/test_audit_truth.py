@@ -103,7 +103,6 @@ def test_sizing_matches_simulator_to_the_byte(audit) -> None:
 def test_summary_equals_independent_sql(audit) -> None:
     sim, db, _, expected = audit
     from kretain.reports.summary import summary_report
-
     from kretain.store.db import open_store
 
     async def table():
