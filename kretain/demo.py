@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 from kretain.config import load_settings
+from kretain.log import configure_logging, register_secret
 from kretain.output import render
 from kretain.progress import ProgressReporter
 from kretain.simulator.partner import PartnerSpec
@@ -30,11 +31,16 @@ def run_demo(*, entries: int, burst: int, directory: Path, seed: int) -> None:
     spec = PartnerSpec(entries=entries, burst=burst, seed=seed)
     as_of = datetime.fromtimestamp(spec.now, UTC).date()
     echo = lambda text: click.echo(text, err=True)  # noqa: E731
+    configure_logging(
+        json_file=directory / "kretain-logs" / "demo.jsonl", console=True, level="WARNING"
+    )
     started = time.monotonic()
     echo(f"simulator: generating a partner of {entries:,} entries ({burst:,} in one second)...")
     with run_simulator(spec) as sim:
         echo(f"simulator: {sim.url} ({time.monotonic() - started:.1f}s)")
-        # The simulator's credentials are public constants of the demo partner.
+        # The simulator's credentials are public constants of the demo partner; registered
+        # anyway, so the demo shows the same redaction a real run has.
+        register_secret(spec.admin_secret)
         settings = load_settings(
             {
                 "service_url": sim.url,
@@ -58,11 +64,13 @@ def run_demo(*, entries: int, burst: int, directory: Path, seed: int) -> None:
     for problem in report.problems:
         echo(f"problem: {problem}")
     asyncio.run(_print_summary(settings.db))
-    echo(
-        f"\nstate database: {settings.db}\n"
-        f"try: kretain --db {settings.db} status | export --owners | "
-        f'query "select state, count(*) from entries group by state"'
-    )
+    echo(f"\nstate database: {settings.db}; try, for example:")
+    for command in (
+        "status",
+        "export --owners",
+        'query "select state, count(*) from entries group by state"',
+    ):
+        echo(f"  kretain --db {settings.db} {command}")
 
 
 async def _print_summary(db: Path) -> None:

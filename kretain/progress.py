@@ -10,12 +10,10 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import humanize
-import structlog
-
-log = structlog.get_logger("kretain.progress")
 
 # The count that measures "work done" for each stage, and the count that is its total.
 _DONE_KEYS = ("listed", "sized", "entries_done", "done", "archived", "checked")
@@ -73,9 +71,12 @@ class ProgressReporter:
                 if rate > 0 and total > done:
                     parts.append(f"ETA {humanize.naturaldelta((total - done) / rate)}")
         others = [
-            f"{k} {v}"
+            f"{k} {humanize.naturalsize(v, binary=True) if 'bytes' in k else v}"
             for k, v in self.counts.items()
-            if k not in (done_key, total_key) and isinstance(v, int) and v
+            if k not in (done_key, total_key)
+            and isinstance(v, int)
+            and not isinstance(v, bool)
+            and v
         ]
         parts.extend(others[:6])
         if self.requests is not None:
@@ -93,7 +94,10 @@ class ProgressReporter:
                 self.finish_line()
             self.stream.flush()
         else:
-            log.info("progress", stage=self.stage, line=text)
+            # Plain lines, not log records: they must show whatever the log level is.
+            stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            self.stream.write(f"{stamp} {text}\n")
+            self.stream.flush()
 
     def finish_line(self) -> None:
         if self.live and self._line_len:
