@@ -52,6 +52,7 @@ __all__ = [
     "ACTIONS",
     "DEFAULT_NON_READY_STATUSES",
     "READY",
+    "STATUS_NAMES",
     "YEAR_SECONDS",
     "Decision",
     "EntryFacts",
@@ -79,7 +80,8 @@ DEFAULT_NON_READY_STATUSES: tuple[str, ...] = (
     "virusScan.Infected",
     "virusScan.ScanFailure",
 )
-_STATUS_NAMES = {
+# Kaltura entry status names (KalturaEntryStatus), for reasons and reports.
+STATUS_NAMES = {
     "-2": "ERROR_IMPORTING",
     "-1": "ERROR_CONVERTING",
     "0": "IMPORT",
@@ -470,7 +472,7 @@ def evaluate(entry: EntryFacts, policy: Policy, as_of: date | datetime | int) ->
         if not matched:
             continue
         if rule.statuses:
-            name = _STATUS_NAMES.get(entry.status, entry.status)
+            name = STATUS_NAMES.get(entry.status, entry.status)
             shown = entry.status if name == entry.status else f"{entry.status} ({name})"
             why = f"{created}, status {shown}: {rule.name} rule"
         else:

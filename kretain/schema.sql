@@ -2,7 +2,7 @@
 --
 -- A fresh database is created from this file; an older one is brought here by the ordered
 -- migrations in kretain/store/migrations.py. tests/store/test_migrations.py proves both give the
--- same schema. The top-level schema.sql is a copy of this file (checked by a test).
+-- same schema. The top-level schema.sql is a symlink to this file.
 --
 -- Times written by kretain and by Kaltura are Unix seconds (INTEGER, UTC).
 -- Nothing in this database may hold a secret (KS, admin secret, app token).

@@ -43,6 +43,7 @@ from typing import Any, Literal
 import humanize
 
 from kretain.output import Table
+from kretain.policy import STATUS_NAMES
 from kretain.reports.query import ReportError, open_readonly, stream
 from kretain.reports.summary import check_states, two_places
 from kretain.store.db import Store
@@ -77,18 +78,6 @@ OWNER_COLUMNS: tuple[str, ...] = (
 FULL_EXCLUDED = frozenset({"raw"})
 
 _ISO = "'%Y-%m-%dT%H:%M:%SZ'"
-_STATUS_NAMES = {
-    "-2": "ERROR_IMPORTING",
-    "-1": "ERROR_CONVERTING",
-    "0": "IMPORT",
-    "1": "PRECONVERT",
-    "2": "READY",
-    "3": "DELETED",
-    "4": "PENDING",
-    "5": "MODERATE",
-    "6": "BLOCKED",
-    "7": "NO_CONTENT",
-}
 _MEDIA_NAMES = {1: "Video", 2: "Image", 5: "Audio", 201: "Live stream"}
 
 
@@ -119,7 +108,7 @@ _SEED_SELECT = f"""
     {_iso("e.updated_at")},
     e.duration,
     e.plays,
-    {_case("e.status", _STATUS_NAMES)},
+    {_case("e.status", STATUS_NAMES)},
     e.owner,
     {_iso("e.last_played_at")},
     e.reason,
