@@ -12,7 +12,7 @@ import json
 import math
 import random
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from kretain.simulator import ids
@@ -476,6 +476,16 @@ class Asset:
     wire: dict[str, Any]
     true_size: int
     content_seed: int
+
+
+def capped(asset: Asset, cap: int) -> Asset:
+    """The same asset with its file (and the sizes the API reports) at most ``cap`` bytes."""
+    if asset.true_size <= cap:
+        return asset
+    wire = {**asset.wire, "size": _kb(cap)}
+    if wire.get("sizeInBytes"):
+        wire["sizeInBytes"] = cap
+    return replace(asset, wire=wire, true_size=cap)
 
 
 # Columns derive_assets needs, in this order.

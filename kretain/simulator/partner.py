@@ -80,6 +80,9 @@ class PartnerSpec:
     traps: bool = True
     # Fraction of entries visible only with the disableentitlement privilege.
     entitled_fraction: float = 0.05
+    # Cap on every generated file's size (None: realistic sizes, up to several GB). Tests
+    # that download whole archives set it so a run moves megabytes, not gigabytes.
+    max_file_bytes: int | None = None
     # FEATURE_RECYCLE_BIN partner feature.
     recycle_bin: bool = False
     # App tokens: (id, token, hashType, sessionType|None, sessionPrivileges|None, status)
@@ -617,6 +620,9 @@ class Partner:
         self, row: Mapping[str, Any], overlay: Mapping[tuple[int, int], tuple[int, int, int]]
     ) -> list[generator.Asset]:
         assets = generator.derive_assets([row[c] for c in generator.SHAPE_COLUMNS])
+        cap = self.spec.max_file_bytes
+        if cap is not None:
+            assets = [generator.capped(a, cap) for a in assets]
         for a in assets:
             over = overlay.get((row["idx"], a.ordinal))
             if row["status"] == 3:

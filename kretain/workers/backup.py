@@ -24,8 +24,11 @@ Non-ready assets (the rule; fail closed):
   with none, the media is recorded as unavailable.
 - Any other status (queued, converting, importing, unknown, a plugin value...) may still
   become ready: the entry is incomplete, its other files are fetched, and it ends ``failed``
-  ("asset X not ready (status n)"), to be retried next run. So does a getUrl answering
-  ``*_IS_NOT_READY`` or ``*_NOT_FOUND`` (the sized asset set is stale).
+  ("asset X not ready (status n)"), to be retried next run. An asset that has sat in such a
+  status for STUCK_AFTER_DAYS (its updatedAt) has no file and never will: it is recorded
+  like ERROR. Without this, one caption queued years ago would block its entry forever.
+- A getUrl answering ``*_IS_NOT_READY`` or ``*_NOT_FOUND`` (the sized asset set is stale)
+  also ends the entry ``failed``.
 
 Files: ``<archive_root>/<partnerId>/<entryId>/<kind>-<assetId>.<ext>`` (kretain.archive names
 them; ``assets.archive_path`` holds the path relative to ``archive_root``). The URL is asked
@@ -54,6 +57,7 @@ import contextlib
 import hashlib
 import json
 import random
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -112,6 +116,7 @@ _READY = {"flavor": frozenset({2, 9})}
 _READY_DEFAULT = frozenset({2})
 _NEVER = {"flavor": frozenset({-1, 4})}  # ERROR, NOT_APPLICABLE
 _NEVER_DEFAULT = frozenset({-1})
+STUCK_AFTER_DAYS = 30
 
 
 class BackupDiskFull(KretainError):
@@ -174,14 +179,33 @@ def _status(asset: AssetRow) -> int | None:
         return None
 
 
-def asset_readiness(asset: AssetRow) -> str:
+def asset_readiness(asset: AssetRow, now: int | None = None) -> str:
     """ "ready", "never" (can never be fetched) or "waiting" (may become ready; fail closed)."""
     status = _status(asset)
     if status in _READY.get(asset.kind, _READY_DEFAULT):
         return "ready"
     if status in _NEVER.get(asset.kind, _NEVER_DEFAULT):
         return "never"
+    if stuck_since(asset, now) is not None:
+        return "never"
     return "waiting"
+
+
+def stuck_since(asset: AssetRow, now: int | None = None) -> int | None:
+    """updatedAt of a non-ready asset untouched for STUCK_AFTER_DAYS, else None."""
+    updated = _raw(asset).get("updatedAt")
+    if not isinstance(updated, int) or isinstance(updated, bool):
+        return None  # unknown age: keep failing closed
+    when = int(time.time()) if now is None else now
+    return updated if when - updated >= STUCK_AFTER_DAYS * 86_400 else None
+
+
+def unavailable_reason(asset: AssetRow) -> str:
+    """Why an asset asset_readiness() calls "never" cannot be archived."""
+    since = stuck_since(asset)
+    if since is not None and _status(asset) not in _NEVER.get(asset.kind, _NEVER_DEFAULT):
+        return f"status {asset.status} since {datetime.fromtimestamp(since, UTC).date()}: no file"
+    return f"status {asset.status}: can never be downloaded"
 
 
 def _raw(asset: AssetRow) -> dict[str, Any]:
@@ -208,7 +232,7 @@ def plan_entry(entry_id: str, assets: Sequence[AssetRow]) -> EntryPlan:
         if state == "ready":
             fetch.append(FilePlan(a, substitute_for))
         elif state == "never":
-            unavailable.append((a, f"status {a.status}: can never be downloaded"))
+            unavailable.append((a, unavailable_reason(a)))
         else:
             waiting.append((a, f"{a.kind} {a.id} not ready (status {a.status})"))
 
@@ -226,7 +250,7 @@ def plan_entry(entry_id: str, assets: Sequence[AssetRow]) -> EntryPlan:
         if asset_readiness(source) == "never":
             # The source is gone for good: keep the best copy that still exists.
             ready = [f for f in flavors if f is not source and asset_readiness(f) == "ready"]
-            unavailable.append((source, f"source flavor status {source.status}"))
+            unavailable.append((source, f"source flavor {unavailable_reason(source)}"))
             if ready:
                 best = max(ready, key=lambda f: f.size_bytes)
                 skipped.remove(next(s for s in skipped if s[0] is best))

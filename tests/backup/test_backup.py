@@ -27,6 +27,7 @@ from kretain import archive
 from kretain.simulator.testing import RunningSimulator, run_simulator
 from kretain.store import queries
 from kretain.store.states import Action, AssetBackupState, State
+from kretain.workers import backup as backup_module
 from kretain.workers.backup import ENTRY_JSON_FORMAT, backup
 
 FILE_NAME = re.compile(r"(flavor|caption|attachment|thumb)-[0-9]_[a-z0-9]+\.[a-z0-9]{1,10}")
@@ -59,7 +60,12 @@ MIXED = [
 ]
 
 
-async def test_backup_archives_a_mixed_set(sim: RunningSimulator, tmp_path: Path) -> None:
+async def test_backup_archives_a_mixed_set(
+    sim: RunningSimulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every non-ready asset counts as possibly in flight here (no settle period), so the
+    # fail-closed path is exercised; the default settle period has its own test below.
+    monkeypatch.setattr(backup_module, "STUCK_AFTER_DAYS", 365 * 100)
     root = tmp_path / "archive"
     pid = SPEC.partner_id
     async with store_at(tmp_path / "k.db") as store, client_for(sim) as client:
@@ -218,3 +224,23 @@ async def test_second_run_downloads_nothing(sim: RunningSimulator, tmp_path: Pat
         )
         assert again.claimed == 0 and again.archived == 0
         assert sim.stats.bytes_served == served
+
+
+async def test_an_asset_stuck_for_years_is_recorded_not_waited_for(
+    sim: RunningSimulator, tmp_path: Path
+) -> None:
+    """The importing entry's source has been QUEUED for years: there is no file and there
+    never will be, so the entry is archived with the source listed under not_archived."""
+    root = tmp_path / "archive"
+    async with store_at(tmp_path / "k.db") as store, client_for(sim) as client:
+        await make_sized(store, client, sim, [ENTRIES["importing"]])
+        result = await backup(
+            store, client, archive_root=root, run_id=await new_run(store), concurrency=1,
+            bandwidth=None, max_attempts=5, retry_base_delay=0.01,
+        )  # fmt: skip
+        assert (result.archived, result.failed) == (1, 0)
+        doc = archive.read_entry_json(
+            archive.entry_dir(root, SPEC.partner_id, ENTRIES["importing"])
+        )
+        reasons = " ".join(str(item) for item in doc["not_archived"])
+        assert "since" in reasons and "no file" in reasons

@@ -113,3 +113,13 @@ def test_backoff_is_bounded() -> None:
     delays = [backoff_delay(n, 1.0, 30.0, lambda: 1.0) for n in range(1, 12)]
     assert delays[:4] == [1.0, 2.0, 4.0, 8.0] and max(delays) == 30.0
     assert backoff_delay(3, 1.0, 30.0, lambda: 0.0) == 2.0  # jitter halves at most
+
+
+def test_a_non_ready_asset_untouched_for_the_settle_period_is_unavailable() -> None:
+    now = 1_800_000_000
+    fresh = asset("0_q1", "caption", status="0", raw={"updatedAt": now - 86_400})
+    stale = asset("0_q2", "caption", status="0", raw={"updatedAt": now - 31 * 86_400})
+    unknown_age = asset("0_q3", "caption", status="0", raw={})
+    assert asset_readiness(fresh, now) == "waiting"
+    assert asset_readiness(stale, now) == "never"
+    assert asset_readiness(unknown_age, now) == "waiting"
