@@ -141,6 +141,10 @@ class RateLimiter:
 class TokenBucket:
     """Bytes-per-second pacing; one per download or one shared (total_bandwidth)."""
 
+    # Credit a sender may carry when it falls behind (time spent writing a chunk), so the
+    # average rate reaches the cap instead of sleeping a full chunk-time after every write.
+    BURST_SECONDS = 0.05
+
     def __init__(self) -> None:
         self._next = time.monotonic()
 
@@ -149,7 +153,7 @@ class TokenBucket:
             return
         # No await between reading and moving _next: atomic on the event loop.
         now = time.monotonic()
-        self._next = max(self._next, now) + nbytes / rate
+        self._next = max(self._next, now - self.BURST_SECONDS) + nbytes / rate
         delay = self._next - now
         if delay > 0:
             await asyncio.sleep(delay)
