@@ -189,11 +189,11 @@ _MAYBE_SECRET = ('"ks"', "secret", "token", "password", "privileges", "/ks/", "k
 
 
 def _raw_json(obj: Mapping[str, Any]) -> str:
-    text = json.dumps(obj, ensure_ascii=False, sort_keys=True, default=str)
+    text = json.dumps(obj, ensure_ascii=False, default=str)
     lowered = text.lower()
     if not any(marker in lowered for marker in _MAYBE_SECRET):
         return text
-    return json.dumps(scrub_secrets(obj), ensure_ascii=False, sort_keys=True, default=str)
+    return json.dumps(scrub_secrets(obj), ensure_ascii=False, default=str)
 
 
 def _csv_has(value: str | None, item: str) -> bool:
@@ -366,9 +366,8 @@ class EntryRow:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row | Mapping[str, Any]) -> EntryRow:
-        d = _row_dict(row)
-        known = {f.name for f in fields(cls)}
-        d = {k: v for k, v in d.items() if k in known}
+        known = _ENTRY_ROW_FIELDS
+        d = {k: row[k] for k in row.keys() if k in known}  # noqa: SIM118
         d["state"] = State(d["state"])
         if d.get("action") is not None:
             d["action"] = Action(d["action"])
@@ -381,6 +380,9 @@ class EntryRow:
     def wire(self) -> dict[str, Any]:
         """The last fetched wire object (for entry.json), {} if none was stored."""
         return json.loads(self.raw) if self.raw else {}
+
+
+_ENTRY_ROW_FIELDS = frozenset(f.name for f in fields(EntryRow))
 
 
 @dataclass(frozen=True, slots=True)

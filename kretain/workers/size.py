@@ -633,7 +633,10 @@ def _outcome(
             why = _played_since(row, fields) or decision.reason
             return (state, why, fields, {"policy": decision.rule, "exempt_by": decision.exempt_by})
         action = Action(decision.action)
-        updates = {"policy": decision.rule, "action": str(action), "reason": decision.reason}
+        new = {"policy": decision.rule, "action": str(action), "reason": decision.reason}
+        # Only a changed classification is written; unchanged rows move together in one batch.
+        if (row.policy, row.action, row.reason) != (new["policy"], new["action"], new["reason"]):
+            updates = new
     elif (why := _played_since(row, fields)) is not None:
         return ("kept", why, fields, {"policy": None})
     if action is None:
