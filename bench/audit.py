@@ -27,6 +27,7 @@ from pathlib import Path
 
 from kretain.config import load_settings
 from kretain.kaltura.client import KalturaClient
+from kretain.log import configure_logging
 from kretain.progress import ProgressReporter
 from kretain.simulator.partner import Partner, PartnerSpec
 from kretain.workers.runner import client_config, run_pipeline
@@ -89,6 +90,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/kretain-bench"))
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
+    configure_logging(console=True, level="WARNING")
 
     args.work.mkdir(parents=True, exist_ok=True)
     spec = PartnerSpec(entries=args.entries, seed=1, burst=args.burst)
