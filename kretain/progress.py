@@ -39,6 +39,7 @@ class ProgressReporter:
         self.clock = clock
         self.stage = ""
         self.stage_started = clock()
+        self.stage_requests = 0
         self.last_emit = 0.0
         self.counts: dict[str, Any] = {}
         self._line_len = 0
@@ -48,6 +49,7 @@ class ProgressReporter:
         if stage != self.stage:
             self.finish_line()
             self.stage, self.stage_started, self.counts = stage, self.clock(), {}
+            self.stage_requests = self.requests() if self.requests is not None else 0
         self.counts.update(counts)
         now = self.clock()
         final = event.endswith((".done", ".stop"))
@@ -80,7 +82,7 @@ class ProgressReporter:
         ]
         parts.extend(others[:6])
         if self.requests is not None:
-            parts.append(f"{self.requests() / elapsed:,.1f} req/s")
+            parts.append(f"{(self.requests() - self.stage_requests) / elapsed:,.1f} req/s")
         parts.append(f"{humanize.naturaldelta(elapsed)} elapsed")
         return " ".join(parts)
 

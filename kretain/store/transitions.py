@@ -124,6 +124,25 @@ def _check_updates(updates: Mapping[str, Any] | None) -> dict[str, Any]:
     return upd
 
 
+def _check_row_updates(
+    row_updates: Mapping[str, Mapping[str, Any]] | None,
+    ids: Sequence[str],
+    upd: Mapping[str, Any],
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    if not row_updates:
+        return {}, []
+    per_row = {i: _check_updates(u) for i, u in row_updates.items()}
+    cols = sorted(next(iter(per_row.values())))
+    if any(sorted(u) != cols for u in per_row.values()):
+        raise StoreError("row_updates must set the same columns for every row")
+    if set(cols) & set(upd):
+        raise StoreError("a column is in both updates and row_updates")
+    missing = [i for i in ids if i not in per_row]
+    if missing:
+        raise StoreError(f"row_updates has no values for {missing[0]}")
+    return per_row, cols
+
+
 def _set_clause(
     to_state: State, upd: Mapping[str, Any], error: str | None, when: int
 ) -> tuple[str, list]:
@@ -182,12 +201,15 @@ async def move_many(
     reason: str | None = None,
     error: str | None = None,
     updates: Mapping[str, Any] | None = None,
+    row_updates: Mapping[str, Mapping[str, Any]] | None = None,
     lease_owner: int | None = None,
     strict: bool = False,
     now: int | None = None,
 ) -> list[str]:
     """Move every row in ``entry_ids`` that is in ``from_states`` to ``to_state``.
 
+    ``updates`` are set on every row; ``row_updates`` maps each id to its own values for the
+    same columns (e.g. sizes), so a batch is still one statement.
     Returns the ids that did not move. With strict=True a mismatch raises StateConflictError
     and the whole batch is rolled back. IllegalTransitionError is raised before any write when a
     from-state cannot reach to_state.
@@ -200,6 +222,9 @@ async def move_many(
     when = _wall_now() if now is None else now
     ids = list(dict.fromkeys(entry_ids))
     set_sql, set_params = _set_clause(to, upd, error, when)
+    per_row, row_cols = _check_row_updates(row_updates, ids, upd)
+    if row_cols:
+        set_sql += "".join(f", {c} = ?" for c in row_cols)
     async with store.transaction() as conn:
         current = await _current(store, ids)
         movable = [
@@ -225,7 +250,10 @@ async def move_many(
         guard = _marks(len(froms))
         await conn.executemany(
             f"UPDATE entries SET {set_sql} WHERE id = ? AND state IN ({guard})",
-            [(*set_params, i, *map(str, froms)) for i in movable],
+            [
+                (*set_params, *(per_row[i][c] for c in row_cols), i, *map(str, froms))
+                for i in movable
+            ],
         )
         action_after = upd.get("action", ...)
         await conn.executemany(

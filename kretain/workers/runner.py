@@ -20,6 +20,7 @@ import structlog
 
 from kretain.config import Settings
 from kretain.kaltura.client import ClientConfig, KalturaClient
+from kretain.progress import ProgressReporter
 from kretain.store import queries, transitions
 from kretain.store.db import Store, open_store
 from kretain.workers.discover import discover
@@ -83,6 +84,8 @@ async def run_pipeline(
         # Start the session before touching the database: wrong credentials stop here,
         # with one clear line, and leave no trace of a run.
         await client.ks()
+        if isinstance(progress, ProgressReporter) and progress.requests is None:
+            progress.requests = lambda: client.stats.requests
         async with await open_store(settings.db) as store:
             run_id = await queries.start_run(
                 store, "run", args or {}, as_of=settings.as_of.isoformat(), pid=os.getpid()

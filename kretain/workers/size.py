@@ -551,6 +551,7 @@ async def _apply(
     sized_fields: list[dict[str, Any]] = []
     sized_assets: dict[str, list[dict[str, Any]]] = {}
     groups: dict[str, tuple[dict[str, Any], list[EntryRow]]] = {}
+    totals: dict[str, dict[str, Any]] = {}
     async with store.transaction():
         for row in rows:
             outcome = _outcome(row, entries, by_owner, children, failed, policy, as_of)
@@ -583,6 +584,12 @@ async def _apply(
             sized: SizedEntry = outcome[3]
             sized_fields.append(fields)
             sized_assets[row.id] = sized.assets
+            totals[row.id] = {
+                "asset_count": sized.asset_count,
+                "bytes_total": sized.bytes_total,
+                "bytes_saved": sized.bytes_saved,
+                "refreshed_at": now,
+            }
             updates = outcome[4]
             key = json.dumps([str(row.state), updates], sort_keys=True, default=str)
             groups.setdefault(key, (updates, []))[1].append(row)
@@ -590,16 +597,32 @@ async def _apply(
             result.bytes_saved += sized.bytes_saved
         if not sized_fields:
             return
-        await queries.refresh_entries(store, sized_fields, run_id=run_id, now=now)
-        # The move sets a re-evaluated action first, so the bytes computed from the
-        # stored assets below follow the action the entry now has.
+        # Rewrite an entry's metadata only when Kaltura changed it since it was stored
+        # (updatedAt moves with metadata; plays and last play do not move updatedAt).
+        stored = {r.id: r for r in rows}
+        changed = [
+            f
+            for f in sized_fields
+            if (f["updated_at"], f["last_played_at"], f["plays"], f["status"])
+            != (
+                stored[f["id"]].updated_at,
+                stored[f["id"]].last_played_at,
+                stored[f["id"]].plays,
+                stored[f["id"]].status,
+            )
+        ]
+        if changed:
+            await queries.refresh_entries(store, changed, run_id=run_id, now=now)
+        await queries.replace_assets_many(store, sized_assets, now=now, update_totals=False)
+        # One rewrite per entry: the state move carries the totals (the same rule as
+        # transitions.BYTES_SAVED_SQL, computed in Python by size_entry).
         for updates, group in groups.values():
             await transitions.move_many(
                 store, [r.id for r in group], group[0].state, State.SIZED, run_id=run_id,
-                reason="sized", updates=updates or None, lease_owner=run_id, strict=True,
-                now=now,
+                reason="sized", updates=updates or None,
+                row_updates={r.id: totals[r.id] for r in group},
+                lease_owner=run_id, strict=True, now=now,
             )  # fmt: skip
-        await queries.replace_assets_many(store, sized_assets, now=now)
 
 
 def _outcome(

@@ -257,3 +257,31 @@ async def test_staying_put_records_the_error_but_keeps_the_state_time(store: Sto
     await t.move(store, eid, State.SIZED, State.SIZED, run_id=2, now=T0 + 20)
     assert (await q.get_entry(store, eid)).sized_at == T0 + 10
     assert not is_allowed(State.DELETED, State.DELETED)
+
+
+async def test_move_many_sets_per_row_values_in_one_batch(store: Store) -> None:
+    ids = await seed(store, 3)
+    sizes = {i: {"bytes_total": 100 * n, "bytes_saved": 10 * n, "asset_count": n}
+             for n, i in enumerate(ids, start=1)}  # fmt: skip
+    await t.move_many(
+        store, ids, State.CANDIDATE, State.SIZED, run_id=1, row_updates=sizes, strict=True, now=T0
+    )
+    for n, entry_id in enumerate(ids, start=1):
+        row = await q.get_entry(store, entry_id)
+        assert row is not None and row.state == State.SIZED
+        assert (row.bytes_total, row.bytes_saved, row.asset_count) == (100 * n, 10 * n, n)
+
+
+async def test_row_updates_must_cover_every_row_with_the_same_columns(store: Store) -> None:
+    ids = await seed(store, 2)
+    with pytest.raises(StoreError, match="same columns"):
+        await t.move_many(store, ids, State.CANDIDATE, State.SIZED, run_id=1,
+                          row_updates={ids[0]: {"bytes_total": 1},
+                                       ids[1]: {"bytes_saved": 1}})  # fmt: skip
+    with pytest.raises(StoreError, match="no values"):
+        await t.move_many(store, ids, State.CANDIDATE, State.SIZED, run_id=1,
+                          row_updates={ids[0]: {"bytes_total": 1}})  # fmt: skip
+    with pytest.raises(StoreError, match="not updatable"):
+        await t.move_many(store, ids, State.CANDIDATE, State.SIZED, run_id=1,
+                          row_updates={i: {"state": "deleted"} for i in ids})  # fmt: skip
+    assert {(await q.get_entry(store, i)).state for i in ids} == {State.CANDIDATE}
