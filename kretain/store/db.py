@@ -28,15 +28,17 @@ import fcntl
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
 from kretain.errors import SchemaVersionError, StoreError, StoreLockedError
 from kretain.store import migrations
+
+T = TypeVar("T")
 
 __all__ = ["BUSY_TIMEOUT_MS", "Store", "lock_path", "now", "open_store"]
 
@@ -130,6 +132,18 @@ class Store:
             await asyncio.shield(self.conn.execute("ROLLBACK"))
         except sqlite3.OperationalError:
             pass  # no transaction active: BEGIN failed, or a cancelled COMMIT went through
+
+    async def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(sqlite3_connection, *args)`` on the database thread as ONE job.
+
+        A write made of several statements then costs one hop to the database thread and
+        back instead of one per statement. That matters inside ``transaction()``: the
+        transaction holds the store's write lock for every hop, and each hop also waits for
+        a busy event loop. Use it for multi-statement writes, inside a transaction.
+        """
+        # aiosqlite's own sqlite3 connection, touched only on its thread (inside fn).
+        raw = self.conn._conn
+        return await self.conn._execute(fn, raw, *args)
 
     async def fetchall(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
         async with self.conn.execute(sql, params) as cur:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -106,15 +107,16 @@ async def refresh_entries(
     when = _wall_now() if now is None else now
     cols = [c for c in ENTRY_METADATA_COLUMNS if c != "id"]
     ids = [f["id"] for f in fields_list]
-    async with store.transaction() as conn:
+
+    def write(conn: sqlite3.Connection) -> list[str]:
         known: set[str] = set()
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
-            rows = await store.fetchall(
+            rows = conn.execute(
                 f"SELECT id FROM entries WHERE id IN ({','.join('?' * len(chunk))})", chunk
-            )
+            ).fetchall()
             known.update(r[0] for r in rows)
-        await conn.executemany(
+        conn.executemany(
             f"UPDATE entries SET {', '.join(f'{c} = ?' for c in cols)}, "
             "last_seen_run = ?, refreshed_at = ? WHERE id = ?",
             [
@@ -123,7 +125,10 @@ async def refresh_entries(
                 if f["id"] in known
             ],
         )
-    return [i for i in ids if i not in known]
+        return [i for i in ids if i not in known]
+
+    async with store.transaction():
+        return await store.run_sync(write)
 
 
 # ---- assets -------------------------------------------------------------------------------
@@ -167,21 +172,19 @@ async def replace_assets_many(
         if len(set(ids)) != len(ids):
             raise StoreError(f"entry {entry_id}: duplicate asset ids in one replace")
     when = _wall_now() if now is None else now
-    async with store.transaction() as conn:
+
+    def write(conn: sqlite3.Connection) -> None:
         for start in range(0, len(entry_ids), 500):
             chunk = entry_ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
             found = {
-                r[0]
-                for r in await store.fetchall(
-                    f"SELECT id FROM entries WHERE id IN ({marks})", chunk
-                )
+                r[0] for r in conn.execute(f"SELECT id FROM entries WHERE id IN ({marks})", chunk)
             }
             missing = [i for i in chunk if i not in found]
             if missing:
                 raise StoreError(f"entry {missing[0]} is not in the store")
         # SET expressions see the old row, so the reset compares the old size with the new one.
-        await conn.executemany(
+        conn.executemany(
             f"INSERT INTO assets ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
             f"ON CONFLICT (id) DO UPDATE SET {_BACKUP_RESET}, entry_id = excluded.entry_id, "
             + ", ".join(f"{c} = excluded.{c}" for c in meta),
@@ -192,24 +195,27 @@ async def replace_assets_many(
             ],
         )
         # Assets that are gone: everything of these entries not in this replace.
-        await conn.execute("CREATE TEMP TABLE IF NOT EXISTS _keep_assets (id TEXT PRIMARY KEY)")
-        await conn.execute("DELETE FROM _keep_assets")
-        await conn.executemany(
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS _keep_assets (id TEXT PRIMARY KEY)")
+        conn.execute("DELETE FROM _keep_assets")
+        conn.executemany(
             "INSERT OR IGNORE INTO _keep_assets (id) VALUES (?)",
             [(a["id"],) for assets in assets_by_entry.values() for a in assets],
         )
-        await conn.executemany(
+        conn.executemany(
             "DELETE FROM assets WHERE entry_id = ? AND id NOT IN (SELECT id FROM _keep_assets)",
             [(entry_id,) for entry_id in entry_ids],
         )
         if not update_totals:
             return
-        await conn.executemany(
+        conn.executemany(
             "UPDATE entries SET asset_count = (SELECT count(*) FROM assets WHERE entry_id = ?1), "
             "bytes_total = (SELECT coalesce(sum(size_bytes), 0) FROM assets WHERE entry_id = ?1), "
             f"refreshed_at = ?2, bytes_saved = {BYTES_SAVED_SQL} WHERE id = ?1",
             [(entry_id, when) for entry_id in entry_ids],
         )
+
+    async with store.transaction():
+        await store.run_sync(write)
 
 
 async def assets_of(store: Store, entry_id: str) -> list[AssetRow]:

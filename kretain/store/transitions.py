@@ -36,6 +36,7 @@ the columns in UPDATABLE_COLUMNS (checked, so no caller can write `state` throug
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -173,16 +174,20 @@ def _set_clause(
     return ", ".join(sets), params
 
 
-async def _current(store: Store, ids: Sequence[str]) -> dict[str, Any]:
+def _current_rows(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for chunk in _chunks(list(ids)):
-        rows = await store.fetchall(
+        rows = conn.execute(
             "SELECT id, state, action, lease_owner FROM entries "
             f"WHERE id IN ({_marks(len(chunk))})",
             chunk,
-        )
+        ).fetchall()
         found.update({r["id"]: r for r in rows})
     return found
+
+
+async def _current(store: Store, ids: Sequence[str]) -> dict[str, Any]:
+    return await store.run_sync(_current_rows, ids)
 
 
 _EVENT_SQL = (
@@ -225,8 +230,9 @@ async def move_many(
     per_row, row_cols = _check_row_updates(row_updates, ids, upd)
     if row_cols:
         set_sql += "".join(f", {c} = ?" for c in row_cols)
-    async with store.transaction() as conn:
-        current = await _current(store, ids)
+
+    def write(conn: sqlite3.Connection) -> list[str]:
+        current = _current_rows(conn, ids)
         movable = [
             i
             for i in ids
@@ -248,7 +254,7 @@ async def move_many(
         if not movable:
             return skipped
         guard = _marks(len(froms))
-        await conn.executemany(
+        conn.executemany(
             f"UPDATE entries SET {set_sql} WHERE id = ? AND state IN ({guard})",
             [
                 (*set_params, *(per_row[i][c] for c in row_cols), i, *map(str, froms))
@@ -256,7 +262,7 @@ async def move_many(
             ],
         )
         action_after = upd.get("action", ...)
-        await conn.executemany(
+        conn.executemany(
             _EVENT_SQL,
             [
                 (
@@ -274,7 +280,10 @@ async def move_many(
                 for i in movable
             ],
         )
-    return skipped
+        return skipped
+
+    async with store.transaction():
+        return await store.run_sync(write)
 
 
 async def move(
@@ -340,17 +349,18 @@ async def claim(
     if max_attempts is not None:
         where.append("attempts < ?")
         params.append(max_attempts)
-    async with store.transaction() as conn:
-        rows = await store.fetchall(
+
+    def write(conn: sqlite3.Connection) -> list[Any]:
+        rows = conn.execute(
             f"SELECT id, state, action FROM entries WHERE {' AND '.join(where)} "
             "ORDER BY created_at, id LIMIT ?",
             [*params, limit],
-        )
+        ).fetchall()
         if not rows:
             return []
         column = STATE_TIMESTAMP.get(to)
         stamp = f", {column} = :now" if column else ""
-        await conn.executemany(
+        conn.executemany(
             "UPDATE entries SET lease_from_state = CASE WHEN state = :to THEN "
             "coalesce(lease_from_state, state) ELSE state END, state = :to, "
             "state_changed_at = CASE WHEN state = :to THEN state_changed_at ELSE :now END, "
@@ -362,7 +372,7 @@ async def claim(
         )
         moved = [r for r in rows if r["state"] != str(to)]
         if moved:
-            await conn.executemany(
+            conn.executemany(
                 _EVENT_SQL,
                 [
                     (
@@ -381,9 +391,12 @@ async def claim(
                 ],
             )
         ids = [r["id"] for r in rows]
-        claimed = await store.fetchall(
+        return conn.execute(
             f"SELECT * FROM entries WHERE id IN ({_marks(len(ids))}) ORDER BY created_at, id", ids
-        )
+        ).fetchall()
+
+    async with store.transaction():
+        claimed = await store.run_sync(write)
     return [EntryRow.from_row(r) for r in claimed]
 
 
