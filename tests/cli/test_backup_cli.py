@@ -13,7 +13,7 @@ from kretain.cli import cli
 from kretain.simulator.partner import PartnerSpec
 from kretain.simulator.testing import run_simulator
 
-SPEC = PartnerSpec(entries=160, seed=9, burst=3)
+SPEC = PartnerSpec(entries=160, seed=9, burst=3, max_file_bytes=300_000)
 
 
 def invoke(args: list[str], env: dict[str, str]):
