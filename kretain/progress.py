@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -20,8 +21,19 @@ _DONE_KEYS = ("listed", "sized", "entries_done", "done", "archived", "checked")
 _TOTAL_KEYS = ("total", "expected", "total_count")
 
 
+@dataclass
+class _Stage:
+    started: float
+    requests: int
+    counts: dict[str, Any] = field(default_factory=dict)
+
+
 class ProgressReporter:
-    """Callable handed to workers as ``progress``."""
+    """Callable handed to workers as ``progress``.
+
+    Stages may run at the same time (sizing takes candidates while discovery still
+    lists): each keeps its own counts and clock, and the line shows every active one.
+    """
 
     def __init__(
         self,
@@ -37,44 +49,48 @@ class ProgressReporter:
         self.interval = 0.25 if self.live else interval
         self.requests = requests
         self.clock = clock
-        self.stage = ""
-        self.stage_started = clock()
-        self.stage_requests = 0
+        self.active: dict[str, _Stage] = {}
         self.last_emit = 0.0
-        self.counts: dict[str, Any] = {}
         self._line_len = 0
 
     def __call__(self, event: str, **counts: Any) -> None:
-        stage = event.split(".", 1)[0]
-        if stage != self.stage:
-            self.finish_line()
-            self.stage, self.stage_started, self.counts = stage, self.clock(), {}
-            self.stage_requests = self.requests() if self.requests is not None else 0
-        self.counts.update(counts)
+        name = event.split(".", 1)[0]
+        stage = self.active.get(name)
+        if stage is None:
+            requests = self.requests() if self.requests is not None else 0
+            stage = self.active[name] = _Stage(self.clock(), requests)
+        stage.counts.update(counts)
         now = self.clock()
-        final = event.endswith((".done", ".stop"))
-        if final or now - self.last_emit >= self.interval:
+        if event.endswith((".done", ".stop")):
+            # The stage's last word gets a line of its own, then leaves the live line.
+            self._emit(self._stage_line(name, stage), final=True)
+            del self.active[name]
+        elif now - self.last_emit >= self.interval:
             self.last_emit = now
-            self._emit(final)
+            self._emit(self.line(), final=False)
 
     def line(self) -> str:
-        elapsed = max(self.clock() - self.stage_started, 1e-6)
-        done_key = next((k for k in _DONE_KEYS if k in self.counts), None)
-        total_key = next((k for k in _TOTAL_KEYS if k in self.counts), None)
-        parts = [f"{self.stage}:"]
+        return " | ".join(self._stage_line(n, s) for n, s in self.active.items())
+
+    def _stage_line(self, name: str, stage: _Stage) -> str:
+        counts = stage.counts
+        elapsed = max(self.clock() - stage.started, 1e-6)
+        done_key = next((k for k in _DONE_KEYS if k in counts), None)
+        total_key = next((k for k in _TOTAL_KEYS if k in counts), None)
+        parts = [f"{name}:"]
         if done_key:
-            done = int(self.counts[done_key] or 0)
+            done = int(counts[done_key] or 0)
             rate = done / elapsed
             parts.append(f"{done_key} {humanize.intcomma(done)}")
             parts.append(f"{rate:,.0f}/s")
-            if total_key and self.counts[total_key]:
-                total = int(self.counts[total_key])
+            if total_key and counts[total_key]:
+                total = int(counts[total_key])
                 parts.append(f"of {humanize.intcomma(total)}")
                 if rate > 0 and total > done:
                     parts.append(f"ETA {humanize.naturaldelta((total - done) / rate)}")
         others = [
             f"{k} {humanize.naturalsize(v, binary=True) if 'bytes' in k else v}"
-            for k, v in self.counts.items()
+            for k, v in counts.items()
             if k not in (done_key, total_key)
             and isinstance(v, int)
             and not isinstance(v, bool)
@@ -82,12 +98,11 @@ class ProgressReporter:
         ]
         parts.extend(others[:6])
         if self.requests is not None:
-            parts.append(f"{(self.requests() - self.stage_requests) / elapsed:,.1f} req/s")
+            parts.append(f"{(self.requests() - stage.requests) / elapsed:,.1f} req/s")
         parts.append(f"{humanize.naturaldelta(elapsed)} elapsed")
         return " ".join(parts)
 
-    def _emit(self, final: bool) -> None:
-        text = self.line()
+    def _emit(self, text: str, *, final: bool) -> None:
         if self.live:
             pad = max(self._line_len - len(text), 0)
             self.stream.write("\r" + text + " " * pad)

@@ -9,6 +9,7 @@ leases of a run that was killed are released by the next one at start-up.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from collections.abc import Callable
@@ -137,28 +138,55 @@ async def _stages(
     want_backup: bool,
     progress: Progress,
 ) -> None:
-    found = await discover(
-        store,
-        client,
-        settings.policy,
-        as_of=settings.as_of,
-        run_id=report.run_id,
-        concurrency=max(1, min(settings.concurrency, 8)),
-        progress=progress,
+    # Sizing runs while discovery lists: rows become candidates page by page, and the
+    # size workers take them as they come, so the listing's waits on Kaltura overlap with
+    # sizing work. Both are guarded by row states, so neither can undo the other's work.
+    concurrency = max(1, min(settings.concurrency, 8))
+    discovering = asyncio.create_task(
+        discover(
+            store,
+            client,
+            settings.policy,
+            as_of=settings.as_of,
+            run_id=report.run_id,
+            concurrency=concurrency,
+            progress=progress,
+        )
     )
+    sized: dict[str, Any] = {}
+    try:
+        first = True
+        while True:
+            listing_done = discovering.done()
+            result = await size(
+                store,
+                client,
+                run_id=report.run_id,
+                concurrency=concurrency,
+                progress=_running_totals(progress, sized),
+                policy=settings.policy,
+                as_of=settings.as_of,
+                retry_errors=first,
+            )
+            first = False
+            for key, value in result.as_counts().items():
+                sized[key] = sized.get(key, 0) + value
+            report.problems += result.problems
+            if listing_done:
+                break  # this pass started after the last page: nothing is left
+            if not result.claimed:
+                await asyncio.wait({discovering}, timeout=0.5)
+        found = await discovering
+    finally:
+        if not discovering.done():
+            discovering.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await discovering
     report.stages["discover"] = found.as_counts()
-    report.problems += found.problems
-    sized = await size(
-        store,
-        client,
-        run_id=report.run_id,
-        concurrency=max(1, min(settings.concurrency, 8)),
-        progress=progress,
-        policy=settings.policy,
-        as_of=settings.as_of,
-    )
-    report.stages["size"] = sized.as_counts()
-    report.problems += sized.problems
+    report.problems = found.problems + report.problems
+    report.stages["size"] = sized
+    if progress is not None:
+        progress("size.done", **sized)
     if want_backup:
         from kretain.workers.backup import backup  # imported late: issue 4's stage
 
@@ -174,6 +202,25 @@ async def _stages(
         )
         report.stages["backup"] = backed.as_counts()
         report.problems += list(getattr(backed, "problems", []))
+
+
+def _running_totals(progress: Progress, before: dict[str, Any]) -> Progress:
+    """Size events of one pass, shown as totals over the run's passes so far.
+
+    Each pass's own ``size.done`` becomes an ordinary update; the run emits the real one.
+    """
+    if progress is None:
+        return None
+    report = progress
+
+    def emit(event: str, **counts: Any) -> None:
+        counts = {
+            k: v + before.get(k, 0) if isinstance(v, int) and not isinstance(v, bool) else v
+            for k, v in counts.items()
+        }
+        report("size.batch" if event == "size.done" else event, **counts)
+
+    return emit
 
 
 async def _finish(store: Store, report: RunReport) -> None:

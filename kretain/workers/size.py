@@ -196,8 +196,12 @@ async def size(
     as_of: date | None = None,
     batch_size: int = BATCH_SIZE,
     lease_seconds: int = LEASE_SECONDS,
+    retry_errors: bool = True,
 ) -> SizeResult:
     """Size every ``candidate`` row (and ``error`` rows that failed a sizing lookup).
+
+    ``retry_errors=False`` leaves the error rows alone: a caller that calls size() again
+    and again in one run (while discovery is still listing) retries them only once.
 
     Per batch ONE multirequest refreshes the entries (baseEntry.list idIn), lists their
     flavors, captions, attachments and thumbnails (entryIdIn) and their multi-stream
@@ -216,7 +220,7 @@ async def size(
     lock = asyncio.Lock()  # one claim at a time: batches never overlap
     held: set[str] = set()
 
-    retrying = True  # first the error rows of earlier runs, then the candidates
+    retrying = retry_errors  # first the error rows of earlier runs, then the candidates
 
     async def claim() -> list[EntryRow]:
         nonlocal retrying
@@ -557,8 +561,7 @@ async def _apply(
     # it would stall other batches' open transactions (the store's write lock) behind it.
     outcomes = await asyncio.to_thread(
         lambda: [
-            (row, _outcome(row, entries, by_owner, children, failed, policy, as_of))
-            for row in rows
+            (row, _outcome(row, entries, by_owner, children, failed, policy, as_of)) for row in rows
         ]
     )
     async with store.transaction():
@@ -629,8 +632,10 @@ async def _apply(
                 store, [r.id for r in group], group[0].state, State.SIZED, run_id=run_id,
                 reason="sized", updates=updates or None,
                 row_updates={r.id: totals[r.id] for r in group},
-                lease_owner=run_id, strict=True, now=now,
+                lease_owner=run_id, now=now,
             )  # fmt: skip
+            # Not strict: a row that discovery, listing at the same time, reclassified
+            # (played since) keeps discovery's verdict; its stored assets are harmless.
 
 
 def _outcome(

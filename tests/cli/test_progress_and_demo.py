@@ -40,17 +40,24 @@ def test_plain_lines_off_a_terminal_with_rate_eta_and_requests() -> None:
     assert "\r" not in out.getvalue()
 
 
-def test_live_line_is_rewritten_in_place_and_ended_per_stage() -> None:
+def test_live_line_shows_concurrent_stages_and_ends_each_with_its_own_line() -> None:
     out, clock = io.StringIO(), Clock()
     progress = ProgressReporter(stream=out, live=True, clock=clock)
     progress("discover.page", listed=500)
     clock.now += 1
     progress("discover.page", listed=1000)
     clock.now += 1
-    progress("size.batch", sized=10)
-    text = out.getvalue()
-    assert text.count("\r") == 3
-    assert "discover: listed 1,000" in text and "\nsize:" in text.replace("\r", "")
+    progress("size.batch", sized=10)  # sizing runs while discovery still lists
+    assert "discover: listed 1,000" in out.getvalue()
+    assert " | size: sized 10" in out.getvalue()
+    assert "\n" not in out.getvalue()  # one line, rewritten in place
+    clock.now += 1
+    progress("discover.done", listed=1200)
+    final = out.getvalue().rsplit("\r", 1)[-1]
+    assert final.startswith("discover: listed 1,200") and final.endswith("\n")
+    clock.now += 1
+    progress("size.batch", sized=50)
+    assert out.getvalue().rsplit("\r", 1)[-1].startswith("size: sized 50")
 
 
 def test_demo_audits_a_small_partner_and_prints_the_summary(tmp_path: Path) -> None:
