@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 
 import pytest
+from clienthelpers import config
 
 from kretain.kaltura import (
     AuthenticationError,
-    ClientConfig,
     KalturaClient,
     ListCapExceeded,
     NotFound,
@@ -18,19 +17,6 @@ from kretain.kaltura import (
 from kretain.kaltura.models import is_source_flavor
 
 MISSING = "0_zzzzzzzz"
-
-
-def config(sim, **overrides) -> ClientConfig:
-    spec = sim.partner.spec
-    base = ClientConfig(
-        service_url=sim.url,
-        partner_id=spec.partner_id,
-        admin_secret=spec.admin_secret,
-        timeout=10.0,
-        backoff_base=0.01,
-        backoff_max=0.05,
-    )
-    return dataclasses.replace(base, **overrides)
 
 
 async def test_list_entries_assets_urls(simulator) -> None:

@@ -7,28 +7,15 @@ import dataclasses
 import time
 
 import pytest
+from clienthelpers import config
 
 from kretain.kaltura import (
-    ClientConfig,
     HTTPStatusError,
     InvalidResponse,
     KalturaClient,
     RequestTimeout,
     ServerError,
 )
-
-
-def config(sim, **overrides) -> ClientConfig:
-    spec = sim.partner.spec
-    base = ClientConfig(
-        service_url=sim.url,
-        partner_id=spec.partner_id,
-        admin_secret=spec.admin_secret,
-        timeout=10.0,
-        backoff_base=0.01,
-        backoff_max=0.05,
-    )
-    return dataclasses.replace(base, **overrides)
 
 
 async def first_ids(client: KalturaClient, n: int) -> list[str]:

@@ -6,21 +6,9 @@ import asyncio
 import dataclasses
 
 import pytest
+from clienthelpers import config as admin_config
 
 from kretain.kaltura import AuthenticationError, ClientConfig, KalturaClient
-
-
-def admin_config(sim, **overrides) -> ClientConfig:
-    spec = sim.partner.spec
-    base = ClientConfig(
-        service_url=sim.url,
-        partner_id=spec.partner_id,
-        admin_secret=spec.admin_secret,
-        timeout=10.0,
-        backoff_base=0.01,
-        backoff_max=0.05,
-    )
-    return dataclasses.replace(base, **overrides)
 
 
 def token_config(sim, **overrides) -> ClientConfig:
