@@ -377,10 +377,10 @@ def verify(obj: Context, checksums: bool, archive: Path | None) -> None:
 
 
 @cli.command()
-@click.option("--entries", default=30_000, show_default=True, help="Size of the simulated partner.")
+@click.option("--entries", default=45_000, show_default=True, help="Size of the simulated partner.")
 @click.option(
     "--burst",
-    default=18_000,
+    default=30_000,
     show_default=True,
     help="Entries sharing one createdAt second (past the 10,000 cap).",
 )
