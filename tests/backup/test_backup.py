@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,6 @@ from test_backup_support import (
     client_for,
     make_sized,
     new_run,
-    reset_knobs,
     sha256_of,
     state_of,
     store_at,
@@ -24,26 +22,13 @@ from test_backup_support import (
 )
 
 from kretain import archive
-from kretain.simulator.testing import RunningSimulator, run_simulator
+from kretain.simulator.testing import RunningSimulator
 from kretain.store import queries
 from kretain.store.states import Action, AssetBackupState, State
 from kretain.workers import backup as backup_module
 from kretain.workers.backup import ENTRY_JSON_FORMAT, backup
 
 FILE_NAME = re.compile(r"(flavor|caption|attachment|thumb)-[0-9]_[a-z0-9]+\.[a-z0-9]{1,10}")
-
-
-@pytest.fixture(scope="module")
-def sim_module() -> Iterator[RunningSimulator]:
-    with run_simulator(SPEC) as sim:
-        yield sim
-
-
-@pytest.fixture
-def sim(sim_module: RunningSimulator) -> Iterator[RunningSimulator]:
-    reset_knobs(sim_module)
-    yield sim_module
-    reset_knobs(sim_module)
 
 
 MIXED = [

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,6 @@ from test_backup_support import (
     client_for,
     make_sized,
     new_run,
-    reset_knobs,
     sha256_of,
     state_of,
     store_at,
@@ -23,26 +21,13 @@ from test_backup_support import (
 )
 
 from kretain import archive
-from kretain.simulator.testing import RunningSimulator, run_simulator
+from kretain.simulator.testing import RunningSimulator
 from kretain.store import queries
 from kretain.store.states import AssetBackupState, State
 from kretain.workers.backup import BackupDiskFull, backup
 from kretain.workers.download import LocalFS
 
 FAST = {"retry_base_delay": 0.01, "retry_max_delay": 0.02, "progress": None}
-
-
-@pytest.fixture(scope="module")
-def sim_module() -> Iterator[RunningSimulator]:
-    with run_simulator(SPEC) as sim:
-        yield sim
-
-
-@pytest.fixture
-def sim(sim_module: RunningSimulator) -> Iterator[RunningSimulator]:
-    reset_knobs(sim_module)
-    yield sim_module
-    reset_knobs(sim_module)
 
 
 async def _check_archive(store, sim: RunningSimulator, root: Path, entry_id: str) -> None:
