@@ -59,9 +59,32 @@ def _size(n: int) -> str:
 
 
 def _counts_text(counts: Mapping[str, Any] | None) -> str:
+    """A run's counts as "key=value" pairs. Nested per-stage counts (a `kretain run`'s
+    {"stages": {"size": {...}}}) become "size: sized=450056 batches=3001", zeros left out,
+    so the row stays readable."""
     if not counts:
         return ""
-    return ", ".join(f"{k}={v}" for k, v in counts.items())
+    flat: list[str] = []
+    staged: list[str] = []
+
+    def numbers(values: Mapping[str, Any]) -> str:
+        return " ".join(
+            f"{k}={v}" for k, v in values.items() if isinstance(v, int | str) and v not in (0, "")
+        )
+
+    for key, value in counts.items():
+        if isinstance(value, Mapping):
+            subs = {k: v for k, v in value.items() if isinstance(v, Mapping)}
+            for name, inner in subs.items():
+                staged.append(f"{name}: {numbers(inner)}")
+            if len(subs) < len(value) and (text := numbers(value)):
+                staged.append(f"{key}: {text}")
+        elif isinstance(value, list):
+            if value:
+                flat.append(f"{key}={len(value)}")
+        else:
+            flat.append(f"{key}={value}")
+    return "; ".join(p for p in (", ".join(flat), *staged) if p)
 
 
 async def status_report(store: Store, *, runs: int = 1) -> list[Table]:

@@ -84,3 +84,17 @@ async def test_empty_store(db_path: Path) -> None:
     assert list(by_state.rows) == [["all", None, None, 0, 0, "0 Bytes", 0, "0 Bytes"]]
     assert list(errors.rows) == []
     assert list(last.rows) == []
+
+
+def test_run_counts_of_a_pipeline_run_read_as_one_line_per_stage() -> None:
+    from kretain.reports.status import _counts_text
+
+    counts = {
+        "stages": {
+            "discover": {"listed": 30943, "errors": 0, "complete": True},
+            "size": {"sized": 29454, "gone": 0},
+        },
+        "problems": [],
+    }
+    assert _counts_text(counts) == ("discover: listed=30943 complete=True; size: sized=29454")
+    assert _counts_text({"deleted": 2, "problems": ["x"]}) == "deleted=2, problems=1"
