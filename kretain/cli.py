@@ -443,7 +443,3 @@ def simulator(no_traps: bool, **options: Any) -> None:
     from kretain.simulator.server import simulator_main
 
     simulator_main(traps=not no_traps, **options)
-
-
-def main() -> None:  # pragma: no cover - console script entry
-    cli()

@@ -211,14 +211,14 @@ def _running_totals(progress: Progress, before: dict[str, Any]) -> Progress:
     """
     if progress is None:
         return None
-    report = progress
+    inner = progress
 
     def emit(event: str, **counts: Any) -> None:
         counts = {
             k: v + before.get(k, 0) if isinstance(v, int) and not isinstance(v, bool) else v
             for k, v in counts.items()
         }
-        report("size.batch" if event == "size.done" else event, **counts)
+        inner("size.batch" if event == "size.done" else event, **counts)
 
     return emit
 
