@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 SIM_KEY = web.AppKey("simulator", Simulator)
 BUCKET_KEY = web.AppKey("total_bucket", TokenBucket)
 CHUNK = 64 * 1024
-SHARED_PARAMS = ("ks", "clientTag", "partnerId")
 # KExternalErrors numbers used on download endpoints.
 _DOWNLOAD_ERRORS = {
     "ENTRY_ID_NOT_FOUND": (1, "requested entry not found"),
@@ -83,7 +82,7 @@ async def _api(request: web.Request) -> web.StreamResponse:
     action = str(params.get("action") or "")
 
     if service == "multirequest":
-        result: Any = await _multirequest(sim, params, base_url)
+        result: Any = await sim.multirequest(params, base_url)
         if isinstance(result, ServeFile):
             return await _stream(request, result)
     else:
@@ -101,35 +100,6 @@ async def _api(request: web.Request) -> web.StreamResponse:
     if fault == "truncate":
         return await _truncated(request, sim, body, ctype)
     return web.Response(body=body, content_type=ctype, charset="utf-8")
-
-
-async def _multirequest(sim: Simulator, params: dict[str, Any], base_url: str) -> Any:
-    shared = {k: params[k] for k in SHARED_PARAMS if isinstance(params.get(k), str)}
-    index = 0 if _is_request(params.get("0")) else 1
-    results: list[Any] = []
-    while _is_request(params.get(str(index))):
-        sub = dict(params[str(index)])
-        sub.pop("format", None)
-        for key, value in shared.items():
-            sub.setdefault(key, value)
-        sub = wire.resolve_references(sub, results)
-        try:
-            result = await sim.call(str(sub["service"]), str(sub["action"]), sub, base_url)
-        except SimApiError as exc:
-            result = exc.to_wire()
-        if isinstance(result, ServeFile):
-            return result  # a file anywhere in a multirequest is the whole answer
-        results.append(result)
-        index += 1
-    return results
-
-
-def _is_request(value: Any) -> bool:
-    return (
-        isinstance(value, dict)
-        and isinstance(value.get("service"), str)
-        and isinstance(value.get("action"), str)
-    )
 
 
 # ---- faults -------------------------------------------------------------------

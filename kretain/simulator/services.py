@@ -1,9 +1,12 @@
 """The simulated api_v3 services: KS checks, rate limits, injected API errors, dispatch.
 
-``Simulator.call(service, action, params, base_url)`` runs ONE API call (a
-plain request or one multirequest item) and returns its wire-shaped result or
-raises ``SimApiError``. Partner methods are blocking SQLite calls, so handlers
-run on a small thread pool and the event loop keeps streaming downloads.
+``Simulator.call(service, action, params, base_url)`` runs ONE API call and returns its
+wire-shaped result or raises ``SimApiError``; ``Simulator.multirequest(params, base_url)``
+runs every item of a multirequest in order. Partner methods are blocking SQLite calls, so
+each HTTP request is ONE job on a small thread pool (a multirequest's items run in that
+same job, as one PHP process runs them on a real server) and the event loop keeps
+streaming downloads. The checks, counters and mutation log are shared by the pool's
+threads, so they run under one lock.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,9 +26,11 @@ from kretain.simulator import ks as ksmod
 from kretain.simulator.apierrors import SimApiError
 from kretain.simulator.faults import Knobs, RateLimiter, Stats
 from kretain.simulator.partner import AssetKind, Partner
+from kretain.simulator.wire import resolve_references
 
 log = logging.getLogger(__name__)
 
+SHARED_PARAMS = ("ks", "clientTag", "partnerId")  # a multirequest's items inherit these
 DEFAULT_EXPIRY = 86_400
 MAX_EXPIRY = 86_400  # partner ksMaxExpiryInSeconds unset -> 86400
 # Privileges only the token itself may grant (kSessionUtils::retrieveAllowedAppSessionPrivileges).
@@ -132,6 +138,7 @@ class Simulator:
     limiter: RateLimiter = field(default_factory=RateLimiter)
     revoked: set[str] = field(default_factory=set)
     _ks_cache: dict[str, ksmod.KsInfo] = field(default_factory=dict)
+    _state_lock: threading.Lock = field(default_factory=threading.Lock)
 
     # ---- KS ------------------------------------------------------------------
     @property
@@ -171,9 +178,44 @@ class Simulator:
 
     # ---- one API call --------------------------------------------------------
     async def call(self, service: str, action: str, params: dict[str, Any], base_url: str) -> Any:
+        """One API call, run on the pool."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self.executor, self.call_sync, service, action, params, base_url
+        )
+
+    async def multirequest(self, params: dict[str, Any], base_url: str) -> Any:
+        """Every item of one multirequest, run in order as ONE job on the pool."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, self.multirequest_sync, params, base_url)
+
+    def multirequest_sync(self, params: dict[str, Any], base_url: str) -> Any:
+        """The items' results (errors in wire form), or the ServeFile of a serve item."""
+        shared = {k: params[k] for k in SHARED_PARAMS if isinstance(params.get(k), str)}
+        index = 0 if _is_request(params.get("0")) else 1
+        results: list[Any] = []
+        while _is_request(params.get(str(index))):
+            sub = dict(params[str(index)])
+            sub.pop("format", None)
+            for key, value in shared.items():
+                sub.setdefault(key, value)
+            sub = resolve_references(sub, results)
+            try:
+                result = self.call_sync(str(sub["service"]), str(sub["action"]), sub, base_url)
+            except SimApiError as exc:
+                result = exc.to_wire()
+            if isinstance(result, ServeFile):
+                return result  # a file anywhere in a multirequest is the whole answer
+            results.append(result)
+            index += 1
+        return results
+
+    def call_sync(self, service: str, action: str, params: dict[str, Any], base_url: str) -> Any:
+        """One API call on the calling thread (a pool thread)."""
         service, action = service.lower(), action.lower()
         key = f"{service}.{action}"
-        self.stats.calls[key] += 1
+        with self._state_lock:
+            self.stats.calls[key] += 1
         route = ROUTES.get(key)
         if route is None:
             if not any(k.startswith(service + ".") for k in ROUTES):
@@ -181,7 +223,7 @@ class Simulator:
             raise SimApiError("ACTION_DOES_NOT_EXISTS", action, service)
         call = Call(service, action, params, base_url)
         try:
-            result = await self._run(route, call, key)
+            result = self._run(route, call, key)
         except SimApiError as exc:
             if route.mutating:
                 self._log_mutation(call, exc.code)
@@ -190,7 +232,19 @@ class Simulator:
             self._log_mutation(call, "ok")
         return result
 
-    async def _run(self, route: Route, call: Call, key: str) -> Any:
+    def _run(self, route: Route, call: Call, key: str) -> Any:
+        with self._state_lock:
+            self._admit(route, call, key)
+        try:
+            return route.handler(self, call)
+        except SimApiError:
+            raise
+        except Exception:
+            log.exception("simulator handler %s failed", key)
+            raise SimApiError("INTERNAL_SERVERL_ERROR") from None
+
+    def _admit(self, route: Route, call: Call, key: str) -> None:
+        """The session, rate-limit and injected-fault checks before a handler runs."""
         ks = call.params.get("ks")
         if route.needs_ks:
             if not isinstance(ks, str) or not ks:
@@ -209,14 +263,6 @@ class Simulator:
         if not route.serve and self.knobs.draw_internal_error():
             self.stats.faults["internal_error"] += 1
             raise SimApiError("INTERNAL_SERVERL_ERROR")
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self.executor, route.handler, self, call)
-        except SimApiError:
-            raise
-        except Exception:
-            log.exception("simulator handler %s failed", key)
-            raise SimApiError("INTERNAL_SERVERL_ERROR") from None
 
     def _now(self, info: ksmod.KsInfo | None) -> int:
         if self.knobs.now is not None:
@@ -231,19 +277,27 @@ class Simulator:
             for k, v in call.params.items()
             if isinstance(v, str) and k in ("entryId", "id", "flavorAssetId")
         }
-        self.mutations.append(
-            {
-                "time": time.time(),
-                "service": call.service,
-                "action": call.action,
-                "id": ids.get("entryId") or ids.get("id") or ids.get("flavorAssetId"),
-                "params": ids,
-                "outcome": outcome,
-            }
-        )
+        record = {
+            "time": time.time(),
+            "service": call.service,
+            "action": call.action,
+            "id": ids.get("entryId") or ids.get("id") or ids.get("flavorAssetId"),
+            "params": ids,
+            "outcome": outcome,
+        }
+        with self._state_lock:
+            self.mutations.append(record)
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _is_request(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("service"), str)
+        and isinstance(value.get("action"), str)
+    )
 
 
 # ---- handlers ----------------------------------------------------------------
