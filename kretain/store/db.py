@@ -3,6 +3,8 @@
 Functions and classes:
     open_store(path, *, readonly=False, migrate=True) -> Store     (async)
     Store.transaction() -> async context manager yielding the connection (BEGIN IMMEDIATE)
+    Store.write(fn, *args) -> fn(conn, *args) as one transaction in one database-thread job
+    Store.run_sync(fn, *args) -> fn(conn, *args) in one job (inside a transaction)
     Store.fetchall(sql, params=()) / Store.fetchone(sql, params=())  -> sqlite3.Row(s)
     Store.close()                                                   (async; also `async with`)
     lock_path(db_path) -> Path                                      the sidecar "<db>.lock"
@@ -43,7 +45,6 @@ T = TypeVar("T")
 __all__ = ["BUSY_TIMEOUT_MS", "Store", "lock_path", "now", "open_store"]
 
 BUSY_TIMEOUT_MS = 10_000
-CACHE_KIB = 65_536
 
 _in_transaction: contextvars.ContextVar[tuple[int, int] | None] = contextvars.ContextVar(
     "kretain_store_tx", default=None
@@ -79,6 +80,18 @@ def _take_lock(db_path: Path) -> int:
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()} {stamp}\n".encode(), 0)
     return fd
+
+
+def _one_transaction(conn: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> T:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(conn, *args)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return result
 
 
 class Store:
@@ -144,6 +157,23 @@ class Store:
         # aiosqlite's own sqlite3 connection, touched only on its thread (inside fn).
         raw = self.conn._conn
         return await self.conn._execute(fn, raw, *args)
+
+    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(sqlite3_connection, *args)`` as ONE write transaction in ONE hop.
+
+        BEGIN IMMEDIATE, ``fn`` and COMMIT (ROLLBACK if ``fn`` or COMMIT raises) run back to
+        back on the database thread, so the write lock is held only while SQLite works, never
+        while a busy event loop gets round to the next statement: the hot writers (claims,
+        sizing, discovery pages) use it. Inside ``transaction()`` it joins that transaction.
+        A caller cancelled while its job runs does not stop it: the job commits or rolls
+        back whole, as a transaction does, only the caller does not see which.
+        """
+        if self.readonly or self._write_lock is None:
+            raise StoreError(f"database {self.path} was opened read-only")
+        if _in_transaction.get() == (id(self), id(asyncio.current_task())):
+            return await self.run_sync(fn, *args)
+        async with self._write_lock:
+            return await self.run_sync(_one_transaction, fn, *args)
 
     async def fetchall(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
         async with self.conn.execute(sql, params) as cur:

@@ -13,9 +13,12 @@ Functions (async; ``store`` is a :class:`kretain.store.db.Store`):
         make the stored asset set of ``entry_id`` equal ``assets`` (dicts from
         models.asset_fields_from_wire); keeps backup progress of unchanged assets, resets it when
         an asset's size changed; updates the entry's asset_count, bytes_total, bytes_saved
+    refresh_entries_job(...), replace_assets_job(...)
+        the same writes as jobs for Store.write, so a caller can make several one transaction
     assets_of(store, entry_id) -> list[AssetRow]
-    update_asset_backup(store, asset_id, *, archive_path=..., bytes_done=..., sha256=...,
-                        verified_at=..., backup_state=...) -> None   (only the given columns)
+    update_asset_backup(store, asset, *, archive_path=..., bytes_done=..., sha256=...,
+                        verified_at=..., backup_state=...) -> None   (only the given columns;
+        ``asset`` is an AssetRow or its key, (entry_id, asset_id))
   reports
     counts_by_state(store) -> dict[str, int]
     status_rows(store) -> list[StatusRow]      entries and bytes by state, policy and action
@@ -53,7 +56,7 @@ from kretain.store.models import (
     scrub_secrets,
 )
 from kretain.store.states import Action, AssetBackupState, State
-from kretain.store.transitions import BYTES_SAVED_SQL
+from kretain.store.transitions import BYTES_SAVED_SQL, Job
 
 __all__ = [
     "StatusRow",
@@ -67,7 +70,9 @@ __all__ = [
     "load_windows",
     "recent_runs",
     "refresh_entries",
+    "refresh_entries_job",
     "replace_assets",
+    "replace_assets_job",
     "replace_assets_many",
     "save_window",
     "set_meta",
@@ -104,6 +109,13 @@ async def entries_in_state(
 async def refresh_entries(
     store: Store, fields_list: Sequence[Mapping[str, Any]], *, run_id: int | None, now=None
 ) -> list[str]:
+    return await store.write(refresh_entries_job(fields_list, run_id=run_id, now=now))
+
+
+def refresh_entries_job(
+    fields_list: Sequence[Mapping[str, Any]], *, run_id: int | None, now=None
+) -> Job[list[str]]:
+    """refresh_entries as a job for Store.write."""
     when = _wall_now() if now is None else now
     cols = [c for c in ENTRY_METADATA_COLUMNS if c != "id"]
     ids = [f["id"] for f in fields_list]
@@ -127,8 +139,7 @@ async def refresh_entries(
         )
         return [i for i in ids if i not in known]
 
-    async with store.transaction():
-        return await store.run_sync(write)
+    return write
 
 
 # ---- assets -------------------------------------------------------------------------------
@@ -159,7 +170,17 @@ async def replace_assets_many(
     now: int | None = None,
     update_totals: bool = True,
 ) -> None:
-    """replace_assets for many entries in one transaction and a handful of statements.
+    """replace_assets for many entries in one transaction and a handful of statements."""
+    await store.write(replace_assets_job(assets_by_entry, now=now, update_totals=update_totals))
+
+
+def replace_assets_job(
+    assets_by_entry: Mapping[str, Sequence[Mapping[str, Any]]],
+    *,
+    now: int | None = None,
+    update_totals: bool = True,
+) -> Job[None]:
+    """replace_assets_many as a job for Store.write.
 
     update_totals=False leaves asset_count, bytes_total and bytes_saved to the caller, which
     sets them in the same statement as its state move (one row rewrite instead of two).
@@ -186,7 +207,7 @@ async def replace_assets_many(
         # SET expressions see the old row, so the reset compares the old size with the new one.
         conn.executemany(
             f"INSERT INTO assets ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
-            f"ON CONFLICT (id) DO UPDATE SET {_BACKUP_RESET}, entry_id = excluded.entry_id, "
+            f"ON CONFLICT (entry_id, id) DO UPDATE SET {_BACKUP_RESET}, "
             + ", ".join(f"{c} = excluded.{c}" for c in meta),
             [
                 (entry_id, *(a[c] for c in ASSET_METADATA_COLUMNS))
@@ -214,8 +235,7 @@ async def replace_assets_many(
             [(entry_id, when) for entry_id in entry_ids],
         )
 
-    async with store.transaction():
-        await store.run_sync(write)
+    return write
 
 
 async def assets_of(store: Store, entry_id: str) -> list[AssetRow]:
@@ -232,7 +252,7 @@ _UNSET: Any = object()
 
 async def update_asset_backup(
     store: Store,
-    asset_id: str,
+    asset: AssetRow | tuple[str, str],
     *,
     archive_path: str | None = _UNSET,
     bytes_done: int = _UNSET,
@@ -252,13 +272,15 @@ async def update_asset_backup(
         given["backup_state"] = str(AssetBackupState(given["backup_state"]))
     if not given:
         return
+    entry_id, asset_id = (asset.entry_id, asset.id) if isinstance(asset, AssetRow) else asset
     async with store.transaction() as conn:
         cur = await conn.execute(
-            f"UPDATE assets SET {', '.join(f'{k} = ?' for k in given)} WHERE id = ?",
-            [*given.values(), asset_id],
+            f"UPDATE assets SET {', '.join(f'{k} = ?' for k in given)} "
+            "WHERE entry_id = ? AND id = ?",
+            [*given.values(), entry_id, asset_id],
         )
         if cur.rowcount == 0:
-            raise StoreError(f"asset {asset_id} is not in the store")
+            raise StoreError(f"asset {asset_id} of entry {entry_id} is not in the store")
 
 
 # ---- reports ------------------------------------------------------------------------------

@@ -37,9 +37,9 @@ the columns in UPDATABLE_COLUMNS (checked, so no caller can write `state` throug
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from kretain.errors import IllegalTransitionError, StateConflictError, StoreError
 from kretain.store.db import Store
@@ -47,15 +47,20 @@ from kretain.store.db import now as _wall_now
 from kretain.store.models import ENTRY_METADATA_COLUMNS, EntryRow
 from kretain.store.states import ALLOWED, STATE_TIMESTAMP, Action, State, check_move
 
+T = TypeVar("T")
+Job = Callable[[sqlite3.Connection], T]  # a write for Store.write
+
 __all__ = [
     "BYTES_SAVED_SQL",
     "UPDATABLE_COLUMNS",
     "Admission",
     "AdmitResult",
+    "Job",
     "admit",
     "claim",
     "move",
     "move_many",
+    "move_many_job",
     "record_api_event",
     "release_expired",
     "release_run",
@@ -186,10 +191,6 @@ def _current_rows(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, Any
     return found
 
 
-async def _current(store: Store, ids: Sequence[str]) -> dict[str, Any]:
-    return await store.run_sync(_current_rows, ids)
-
-
 _EVENT_SQL = (
     "INSERT INTO events (time, run_id, entry_id, asset_id, kind, from_state, to_state, action,"
     " outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -219,6 +220,29 @@ async def move_many(
     and the whole batch is rolled back. IllegalTransitionError is raised before any write when a
     from-state cannot reach to_state.
     """
+    job = move_many_job(
+        entry_ids, from_states, to_state, run_id=run_id, reason=reason, error=error,
+        updates=updates, row_updates=row_updates, lease_owner=lease_owner, strict=strict, now=now,
+    )  # fmt: skip
+    return await store.write(job)
+
+
+def move_many_job(
+    entry_ids: Sequence[str],
+    from_states: State | str | Iterable[State | str],
+    to_state: State | str,
+    *,
+    run_id: int | None,
+    reason: str | None = None,
+    error: str | None = None,
+    updates: Mapping[str, Any] | None = None,
+    row_updates: Mapping[str, Mapping[str, Any]] | None = None,
+    lease_owner: int | None = None,
+    strict: bool = False,
+    now: int | None = None,
+) -> Job[list[str]]:
+    """move_many as a job for Store.write (checked now, written when the job runs), so a
+    caller can make several writes one transaction in one hop."""
     froms = _states(from_states)
     to = State(to_state)
     for f in froms:
@@ -282,8 +306,7 @@ async def move_many(
         )
         return skipped
 
-    async with store.transaction():
-        return await store.run_sync(write)
+    return write
 
 
 async def move(
@@ -395,9 +418,7 @@ async def claim(
             f"SELECT * FROM entries WHERE id IN ({_marks(len(ids))}) ORDER BY created_at, id", ids
         ).fetchall()
 
-    async with store.transaction():
-        claimed = await store.run_sync(write)
-    return [EntryRow.from_row(r) for r in claimed]
+    return [EntryRow.from_row(r) for r in await store.write(write)]
 
 
 async def renew_leases(
@@ -573,8 +594,9 @@ async def admit(
     for a in items.values():
         if a.state not in (State.CANDIDATE, State.KEPT, State.EXEMPT, State.ERROR):
             raise StoreError(f"admit cannot place entry {a.fields['id']} in {a.state}")
-    async with store.transaction() as conn:
-        current = await _current(store, list(items))
+
+    def write(conn: sqlite3.Connection) -> None:
+        current = _current_rows(conn, list(items))
         new = [a for i, a in items.items() if i not in current]
         insert_cols = [
             *ENTRY_METADATA_COLUMNS,
@@ -588,7 +610,7 @@ async def admit(
             "last_seen_run",
             "refreshed_at",
         ]
-        await conn.executemany(
+        conn.executemany(
             f"INSERT INTO entries ({', '.join(insert_cols)}) VALUES ({_marks(len(insert_cols))})",
             [
                 (
@@ -606,7 +628,7 @@ async def admit(
                 for a in new
             ],
         )
-        await conn.executemany(
+        conn.executemany(
             _EVENT_SQL,
             [
                 (
@@ -676,24 +698,26 @@ async def admit(
                     entry_id,
                 )
             )
-        await conn.executemany(
+        conn.executemany(
             f"UPDATE entries SET {meta_sql}, last_seen_run = ?, refreshed_at = ? WHERE id = ?",
             refresh_only,
         )
-        await conn.executemany(
+        conn.executemany(
             f"UPDATE entries SET {meta_sql}, last_seen_run = ?, refreshed_at = ?, policy = ?, "
             "action = ?, reason = ?, exempt_by = ?, state = ?, "
             "state_changed_at = coalesce(?, state_changed_at), "
             "gone_at = CASE WHEN ? = 'gone' THEN ? ELSE gone_at END WHERE id = ?",
             reclassify,
         )
-        await conn.executemany(_EVENT_SQL, events)
+        conn.executemany(_EVENT_SQL, events)
         known = [i for i in items if i in current]
         for chunk in _chunks(known):
-            await conn.execute(
+            conn.execute(
                 f"UPDATE entries SET bytes_saved = {BYTES_SAVED_SQL} "
                 f"WHERE asset_count IS NOT NULL AND id IN ({_marks(len(chunk))})",
                 chunk,
             )
         result.refreshed = len(known)
+
+    await store.write(write)
     return result
