@@ -365,8 +365,9 @@ class Partner:
                     f"SELECT {cols} FROM entries WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
                     (*params, limit, offset),
                 ).fetchall()
-            if rows and len(rows) < size:
-                # Sphinx path: a short, non-empty page reports offset + rows.
+            if len(rows) < size and (rows or offset == 0):
+                # Sphinx path: a short, non-empty page reports offset + rows (and an empty
+                # first page has nothing to count).
                 total = offset + len(rows)
             else:
                 total = self._conn.execute(
