@@ -25,6 +25,7 @@ from kretain.progress import ProgressReporter
 from kretain.store import queries, transitions
 from kretain.store.db import Store, open_store
 from kretain.workers.discover import discover
+from kretain.workers.offload import OffloadPool
 from kretain.workers.size import size
 
 log = structlog.get_logger("kretain.run")
@@ -154,6 +155,10 @@ async def _stages(
         )
     )
     sized: dict[str, Any] = {}
+    # Sizing's pure-Python part (checking ~1,000 assets per batch) runs in a process of its
+    # own: in this one it would compete for the GIL with the event loop and the database
+    # thread, and slow every request and write down with it.
+    pool = OffloadPool()
     try:
         first = True
         while True:
@@ -167,6 +172,7 @@ async def _stages(
                 policy=settings.policy,
                 as_of=settings.as_of,
                 retry_errors=first,
+                pool=pool,
             )
             first = False
             for key, value in result.as_counts().items():
@@ -178,6 +184,7 @@ async def _stages(
                 await asyncio.wait({discovering}, timeout=0.5)
         found = await discovering
     finally:
+        pool.shutdown(wait=False, cancel_futures=True)
         if not discovering.done():
             discovering.cancel()
             with contextlib.suppress(asyncio.CancelledError):

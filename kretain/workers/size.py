@@ -51,6 +51,7 @@ from kretain.store.models import (
     entry_fields_from_wire,
 )
 from kretain.store.states import Action, State
+from kretain.workers.offload import OffloadPool
 
 log = structlog.get_logger("kretain.size")
 
@@ -197,6 +198,7 @@ async def size(
     batch_size: int = BATCH_SIZE,
     lease_seconds: int = LEASE_SECONDS,
     retry_errors: bool = True,
+    pool: OffloadPool | None = None,
 ) -> SizeResult:
     """Size every ``candidate`` row (and ``error`` rows that failed a sizing lookup).
 
@@ -255,7 +257,7 @@ async def size(
             if not rows:
                 return
             result.claimed += len(rows)
-            await _size_batch(store, client, rows, run_id, result, policy, as_of)
+            await _size_batch(store, client, rows, run_id, result, policy, as_of, pool)
             result.batches += 1
             if progress is not None:
                 progress(
@@ -426,6 +428,7 @@ async def _size_batch(
     result: SizeResult,
     policy: Policy | None,
     as_of: date | None,
+    pool: OffloadPool | None,
 ) -> None:
     ids = [r.id for r in rows]
     joined = ",".join(ids)
@@ -503,7 +506,9 @@ async def _size_batch(
         for side in ("parents", "children"):
             for obj in lists.objects.get((kind, side), {}).values():
                 by_owner.setdefault(str(obj.get("entryId")), []).append((kind, obj))
-    await _apply(store, rows, entries, by_owner, children, failed, run_id, result, policy, as_of)
+    await _apply(
+        store, rows, entries, by_owner, children, failed, run_id, result, policy, as_of, pool
+    )
 
 
 def _batch_failures(
@@ -545,69 +550,93 @@ async def _apply(
     result: SizeResult,
     policy: Policy | None,
     as_of: date | None,
+    pool: OffloadPool | None,
 ) -> None:
-    """Write the batch's outcome in one transaction.
+    """Write the batch's outcome as one transaction in one hop to the database thread.
 
-    Outcomes are computed first: the transaction holds the store's write lock, so only
-    writes belong inside it. Sized entries (nearly all of a batch) are written with one
-    statement of each kind; the rare errors, gone, kept and exempt entries one by one.
+    Outcomes and every write's parameters are computed first, outside the store's write
+    lock: only SQLite's own work happens while it is held. Sized entries (nearly all of a
+    batch) are written with one statement of each kind; the rare errors, gone, kept and
+    exempt entries one by one. No move is strict: a row that discovery, listing at the same
+    time, reclassified (played since) keeps discovery's verdict.
     """
     now = wall_now()
+    # In a worker thread: this is ~100 ms of pure Python per batch, and on the event loop
+    # it would stall every other task behind it.
+    args = (rows, entries, by_owner, children, failed, policy, as_of)
+    if pool is None:
+        computed = await asyncio.to_thread(outcomes_of, *args)
+    else:
+        computed = await pool.run(outcomes_of, *args)
+    outcomes = list(zip(rows, computed, strict=True))
+    jobs: list[transitions.Job[Any]] = []
     sized_fields: list[dict[str, Any]] = []
     sized_assets: dict[str, list[dict[str, Any]]] = {}
     groups: dict[str, tuple[dict[str, Any], list[EntryRow]]] = {}
     totals: dict[str, dict[str, Any]] = {}
-    # In a worker thread: this is ~100 ms of pure Python per batch, and on the event loop
-    # it would stall other batches' open transactions (the store's write lock) behind it.
-    outcomes = await asyncio.to_thread(
-        lambda: [
-            (row, _outcome(row, entries, by_owner, children, failed, policy, as_of)) for row in rows
-        ]
-    )
-    async with store.transaction():
-        for row, outcome in outcomes:
-            kind, detail = outcome[0], outcome[1]
-            if kind == "error":
-                result.errors += 1
-                if row.state != State.ERROR:
-                    await transitions.move(
-                        store, row.id, row.state, State.ERROR, run_id=run_id, error=detail,
-                        lease_owner=run_id, now=now,
-                    )  # fmt: skip
-                continue
-            if kind == "gone":
-                result.gone += 1
-                await transitions.move(
-                    store, row.id, row.state, State.GONE, run_id=run_id, reason=detail,
-                    lease_owner=run_id, now=now,
-                )  # fmt: skip
-                continue
-            fields = outcome[2]
-            if kind in ("kept", "exempt"):
-                await queries.refresh_entries(store, [fields], run_id=run_id, now=now)
-                setattr(result, kind, getattr(result, kind) + 1)
-                await transitions.move(
-                    store, row.id, row.state, State(kind), run_id=run_id, reason=detail,
+    for row, outcome in outcomes:
+        kind, detail = outcome[0], outcome[1]
+        if kind == "error":
+            result.errors += 1
+            if row.state != State.ERROR:
+                jobs.append(
+                    transitions.move_many_job(
+                        [row.id],
+                        row.state,
+                        State.ERROR,
+                        run_id=run_id,
+                        error=detail,
+                        lease_owner=run_id,
+                        now=now,
+                    )
+                )
+            continue
+        if kind == "gone":
+            result.gone += 1
+            jobs.append(
+                transitions.move_many_job(
+                    [row.id],
+                    row.state,
+                    State.GONE,
+                    run_id=run_id,
+                    reason=detail,
+                    lease_owner=run_id,
+                    now=now,
+                )
+            )
+            continue
+        fields = outcome[2]
+        if kind in ("kept", "exempt"):
+            setattr(result, kind, getattr(result, kind) + 1)
+            jobs.append(queries.refresh_entries_job([fields], run_id=run_id, now=now))
+            jobs.append(
+                transitions.move_many_job(
+                    [row.id],
+                    row.state,
+                    State(kind),
+                    run_id=run_id,
+                    reason=detail,
                     updates={"reason": detail, "action": None, **outcome[3]},
-                    lease_owner=run_id, now=now,
-                )  # fmt: skip
-                continue
-            sized: SizedEntry = outcome[3]
-            sized_fields.append(fields)
-            sized_assets[row.id] = sized.assets
-            totals[row.id] = {
-                "asset_count": sized.asset_count,
-                "bytes_total": sized.bytes_total,
-                "bytes_saved": sized.bytes_saved,
-                "refreshed_at": now,
-            }
-            updates = outcome[4]
-            key = json.dumps([str(row.state), updates], sort_keys=True, default=str)
-            groups.setdefault(key, (updates, []))[1].append(row)
-            result.sized += 1
-            result.bytes_saved += sized.bytes_saved
-        if not sized_fields:
-            return
+                    lease_owner=run_id,
+                    now=now,
+                )
+            )
+            continue
+        sized: SizedEntry = outcome[3]
+        sized_fields.append(fields)
+        sized_assets[row.id] = sized.assets
+        totals[row.id] = {
+            "asset_count": sized.asset_count,
+            "bytes_total": sized.bytes_total,
+            "bytes_saved": sized.bytes_saved,
+            "refreshed_at": now,
+        }
+        updates = outcome[4]
+        key = json.dumps([str(row.state), updates], sort_keys=True, default=str)
+        groups.setdefault(key, (updates, []))[1].append(row)
+        result.sized += 1
+        result.bytes_saved += sized.bytes_saved
+    if sized_fields:
         # Rewrite an entry's metadata only when Kaltura changed it since it was stored
         # (updatedAt moves with metadata; plays and last play do not move updatedAt).
         stored = {r.id: r for r in rows}
@@ -623,19 +652,39 @@ async def _apply(
             )
         ]
         if changed:
-            await queries.refresh_entries(store, changed, run_id=run_id, now=now)
-        await queries.replace_assets_many(store, sized_assets, now=now, update_totals=False)
+            jobs.append(queries.refresh_entries_job(changed, run_id=run_id, now=now))
+        jobs.append(queries.replace_assets_job(sized_assets, now=now, update_totals=False))
         # One rewrite per entry: the state move carries the totals (the same rule as
         # transitions.BYTES_SAVED_SQL, computed in Python by size_entry).
         for updates, group in groups.values():
-            await transitions.move_many(
-                store, [r.id for r in group], group[0].state, State.SIZED, run_id=run_id,
-                reason="sized", updates=updates or None,
-                row_updates={r.id: totals[r.id] for r in group},
-                lease_owner=run_id, now=now,
-            )  # fmt: skip
-            # Not strict: a row that discovery, listing at the same time, reclassified
-            # (played since) keeps discovery's verdict; its stored assets are harmless.
+            jobs.append(
+                transitions.move_many_job(
+                    [r.id for r in group],
+                    group[0].state,
+                    State.SIZED,
+                    run_id=run_id,
+                    reason="sized",
+                    updates=updates or None,
+                    row_updates={r.id: totals[r.id] for r in group},
+                    lease_owner=run_id,
+                    now=now,
+                )
+            )
+    if jobs:
+        await store.write(lambda conn: [job(conn) for job in jobs])
+
+
+def outcomes_of(
+    rows: Sequence[EntryRow],
+    entries: Mapping[str, dict[str, Any]],
+    by_owner: Mapping[str, list[tuple[str, dict[str, Any]]]],
+    children: Mapping[str, list[str]],
+    failed: Mapping[str, str],
+    policy: Policy | None,
+    as_of: date | None,
+) -> list[tuple[Any, ...]]:
+    """_outcome of every row (a module-level function, so a process pool can run it)."""
+    return [_outcome(row, entries, by_owner, children, failed, policy, as_of) for row in rows]
 
 
 def _outcome(
