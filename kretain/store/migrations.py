@@ -169,6 +169,37 @@ async def m003_claim_indexes(conn: aiosqlite.Connection) -> None:
     )
 
 
+@migration
+async def m004_cluster_assets(conn: aiosqlite.Connection) -> None:
+    """Cluster assets by (entry_id, id) (WITHOUT ROWID) and drop the id and entry_id indexes."""
+    cols = (
+        "id, entry_id, owner_entry_id, kind, is_source, flavor_params_id, status, size_bytes, "
+        "file_ext, language, tags, raw, archive_path, bytes_done, sha256, verified_at, "
+        "backup_state"
+    )
+    await _run_script(
+        conn,
+        f"""
+        CREATE TABLE assets_v4 (
+            id TEXT NOT NULL,
+            entry_id TEXT NOT NULL REFERENCES entries (id) ON DELETE CASCADE,
+            owner_entry_id TEXT,
+            kind TEXT NOT NULL CHECK (kind IN ('flavor', 'caption', 'attachment', 'thumb')),
+            is_source INTEGER NOT NULL DEFAULT 0, flavor_params_id INTEGER, status TEXT,
+            size_bytes INTEGER NOT NULL DEFAULT 0, file_ext TEXT, language TEXT, tags TEXT,
+            raw TEXT, archive_path TEXT, bytes_done INTEGER NOT NULL DEFAULT 0, sha256 TEXT,
+            verified_at INTEGER,
+            backup_state TEXT NOT NULL DEFAULT 'pending' CHECK (backup_state IN ('pending',
+                'partial', 'done', 'verified', 'failed', 'skipped')),
+            PRIMARY KEY (entry_id, id)
+        ) WITHOUT ROWID;
+        INSERT INTO assets_v4 ({cols}) SELECT {cols} FROM assets;
+        DROP TABLE assets;
+        ALTER TABLE assets_v4 RENAME TO assets;
+        """,
+    )
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

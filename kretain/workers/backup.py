@@ -313,7 +313,8 @@ class _Run:
         self.progress = progress
         self.result = result
         self.held: set[str] = set()  # entry ids leased by this run
-        self.active: dict[str, Path] = {}  # asset id -> .part being written (for bytes_done)
+        # (entry id, asset id) -> the asset and the .part being written (for bytes_done)
+        self.active: dict[tuple[str, str], tuple[AssetRow, Path]] = {}
         self.rand = random.random
         self.stop = asyncio.Event()  # set on DiskFull: start nothing new
         self.disk_full: DiskFull | None = None
@@ -335,13 +336,13 @@ class _Run:
             await transitions.renew_leases(
                 self.store, sorted(self.held), self.run_id, self.lease_seconds
             )
-        for asset_id, part in list(self.active.items()):
+        for asset, part in list(self.active.values()):
             try:
                 done = part.stat().st_size
             except FileNotFoundError:
                 continue
             await queries.update_asset_backup(
-                self.store, asset_id, bytes_done=done, backup_state=AssetBackupState.PARTIAL
+                self.store, asset, bytes_done=done, backup_state=AssetBackupState.PARTIAL
             )
 
     # ---- one entry ------------------------------------------------------------------------
@@ -365,7 +366,7 @@ class _Run:
             for a, _why in plan.skipped:
                 if a.backup_state != AssetBackupState.SKIPPED:
                     await queries.update_asset_backup(
-                        self.store, a.id, backup_state=AssetBackupState.SKIPPED
+                        self.store, a, backup_state=AssetBackupState.SKIPPED
                     )
             children = await self._children(row, assets)
             files, problems = await self._files(row, directory, plan.fetch)
@@ -464,7 +465,7 @@ class _Run:
                     problems.append(f"{p.asset.kind} {p.asset.id}: {type(exc).__name__}: {exc}")
                     with contextlib.suppress(Exception):
                         await queries.update_asset_backup(
-                            self.store, p.asset.id, backup_state=AssetBackupState.FAILED
+                            self.store, p.asset, backup_state=AssetBackupState.FAILED
                         )
                 else:
                     done.append((p, name, size, sha))
@@ -494,10 +495,10 @@ class _Run:
             return name, asset.bytes_done, asset.sha256
         # A complete file without a record (killed between rename and the DB update, or a
         # copy verify found damaged): keep it only if it checks out.
-        found = await self._adopt(asset.id, rel, dest, expected_bytes, expected_kb)
+        found = await self._adopt(asset, rel, dest, expected_bytes, expected_kb)
         if found is not None:
             return name, *found
-        await queries.update_asset_backup(self.store, asset.id, archive_path=rel)
+        await queries.update_asset_backup(self.store, asset, archive_path=rel)
         attempt = 0
         while True:
             attempt += 1
@@ -508,7 +509,7 @@ class _Run:
                 raise _EntryFailed(f"{asset.kind} {asset.id} not ready: {exc.code}") from exc
             except NotFound as exc:
                 raise _EntryFailed(f"{asset.kind} {asset.id} no longer exists: {exc.code}") from exc
-            self.active[asset.id] = part_path(dest)
+            self.active[asset.entry_id, asset.id] = (asset, part_path(dest))
             try:
                 res = await download_to(
                     self.client.http,
@@ -522,19 +523,19 @@ class _Run:
                 )
             except (DiskFull, asyncio.CancelledError):
                 # Stopping: note how far the .part got (it resumes next run).
-                await asyncio.shield(self._record_partial(asset.id, dest))
+                await asyncio.shield(self._record_partial(asset, dest))
                 raise
             except download.DestinationExists:
                 # Renamed into place by a download this process gave up on (cancelled
                 # while its thread finished): keep it if it checks out, else fetch again.
-                found = await self._adopt(asset.id, rel, dest, expected_bytes, expected_kb)
+                found = await self._adopt(asset, rel, dest, expected_bytes, expected_kb)
                 if found is not None:
                     return name, *found
                 if attempt >= self.file_attempts:
                     raise
                 continue
             except DownloadError as exc:
-                await self._record_partial(asset.id, dest)
+                await self._record_partial(asset, dest)
                 if not is_retryable(exc) or attempt >= self.file_attempts:
                     raise
                 self.result.retries += 1
@@ -549,16 +550,16 @@ class _Run:
                 await asyncio.sleep(delay)
                 continue
             finally:
-                self.active.pop(asset.id, None)
+                self.active.pop((asset.entry_id, asset.id), None)
             self.result.files += 1
             self.result.bytes_resumed += res.resumed_from
             self.result.bytes_downloaded += res.bytes - res.resumed_from
-            await self._record_verified(asset.id, rel, res.bytes, res.sha256)
+            await self._record_verified(asset, rel, res.bytes, res.sha256)
             return name, res.bytes, res.sha256
 
     async def _adopt(
         self,
-        asset_id: str,
+        asset: AssetRow,
         rel: str,
         dest: Path,
         expected_bytes: int | None,
@@ -573,7 +574,7 @@ class _Run:
             with contextlib.suppress(FileNotFoundError):
                 await asyncio.to_thread(dest.unlink)
             return None
-        await self._record_verified(asset_id, rel, *found)
+        await self._record_verified(asset, rel, *found)
         self.result.files_reused += 1
         return found
 
@@ -584,19 +585,19 @@ class _Run:
         if free < needed:
             raise DiskFull(dest, needed=needed, free=free)
 
-    async def _record_partial(self, asset_id: str, dest: Path) -> None:
+    async def _record_partial(self, asset: AssetRow, dest: Path) -> None:
         have = await asyncio.to_thread(_size_of, part_path(dest))
         await queries.update_asset_backup(
             self.store,
-            asset_id,
+            asset,
             bytes_done=have or 0,
             backup_state=AssetBackupState.PARTIAL if have else AssetBackupState.PENDING,
         )
 
-    async def _record_verified(self, asset_id: str, rel: str, size: int, sha: str) -> None:
+    async def _record_verified(self, asset: AssetRow, rel: str, size: int, sha: str) -> None:
         await queries.update_asset_backup(
             self.store,
-            asset_id,
+            asset,
             archive_path=rel,
             bytes_done=size,
             sha256=sha,

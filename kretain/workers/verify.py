@@ -218,7 +218,7 @@ async def _demote(
         if gone or a.backup_state != AssetBackupState.VERIFIED:
             await queries.update_asset_backup(
                 store,
-                a.id,
+                a,
                 bytes_done=0,
                 sha256=None,
                 verified_at=None,

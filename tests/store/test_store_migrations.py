@@ -87,6 +87,39 @@ async def test_old_version_database_migrates_and_keeps_rows(db_path: Path) -> No
         await store.close()
 
 
+async def test_v3_assets_survive_clustering_by_entry(db_path: Path) -> None:
+    async with aiosqlite.connect(db_path, isolation_level=None) as conn:
+        await migrate(conn, target=3)
+        await conn.execute(
+            "INSERT INTO entries (id, created_at, state, state_changed_at, discovered_at)"
+            " VALUES ('0_old00001', 1500000000, 'archived', 1, 1)"
+        )
+        await conn.execute(
+            "INSERT INTO assets (id, entry_id, kind, is_source, size_bytes, archive_path,"
+            " bytes_done, sha256, backup_state, raw)"
+            " VALUES ('0_src00001', '0_old00001', 'flavor', 1, 4096, 'p/0_old00001/s.mp4',"
+            " 4096, 'ab12', 'verified', '{}')"
+        )
+    store = await open_store(db_path)
+    try:
+        rows = await store.fetchall("SELECT * FROM assets")
+        assert [dict(r) for r in rows] == [
+            {
+                "id": "0_src00001", "entry_id": "0_old00001", "owner_entry_id": None,
+                "kind": "flavor", "is_source": 1, "flavor_params_id": None, "status": None,
+                "size_bytes": 4096, "file_ext": None, "language": None, "tags": None,
+                "raw": "{}", "archive_path": "p/0_old00001/s.mp4", "bytes_done": 4096,
+                "sha256": "ab12", "verified_at": None, "backup_state": "verified",
+            }
+        ]  # fmt: skip
+        plan = await store.fetchall(
+            "EXPLAIN QUERY PLAN SELECT * FROM assets WHERE entry_id = ?", ("x",)
+        )
+        assert "PRIMARY KEY" in " ".join(str(r[-1]) for r in plan)
+    finally:
+        await store.close()
+
+
 async def test_newer_database_is_refused(db_path: Path) -> None:
     conn = sqlite3.connect(db_path)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")

@@ -179,10 +179,10 @@ async def test_replace_assets_keeps_backup_progress_and_counts_bytes(store: Stor
     assert stored["0_chl00001"].owner_entry_id == "0_child001" and stored["0_chl00001"].is_source
     assert bytes_saved_for("delete_flavors", stored.values()) == 2048
     await q.update_asset_backup(
-        store, "0_src00001", archive_path="a/src.mp4", bytes_done=1000, sha256="ab",
+        store, ("0_asse0001", "0_src00001"), archive_path="a/src.mp4", bytes_done=1000, sha256="ab",
         backup_state=AssetBackupState.VERIFIED, verified_at=T0,
     )  # fmt: skip
-    await q.update_asset_backup(store, "0_cap00001", bytes_done=10, backup_state="partial")
+    await q.update_asset_backup(store, stored["0_cap00001"], bytes_done=10, backup_state="partial")
     # Re-size: source unchanged, caption grew, low flavor gone.
     cap2 = {**cap, "sizeInBytes": 60}
     await q.replace_assets(
@@ -205,7 +205,7 @@ async def test_replace_assets_keeps_backup_progress_and_counts_bytes(store: Stor
     with pytest.raises(StoreError, match="not in the store"):
         await q.replace_assets(store, "0_nothere1", [])
     with pytest.raises(StoreError, match="not in the store"):
-        await q.update_asset_backup(store, "0_nothere1", bytes_done=1)
+        await q.update_asset_backup(store, ("0_asse0001", "0_nothere1"), bytes_done=1)
 
 
 def test_hostile_assets_are_rejected() -> None:
