@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import resource
 import shutil
 import signal
@@ -21,6 +22,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,6 +58,51 @@ def start_simulator(spec: PartnerSpec, db: Path, latency_ms: float) -> tuple[sub
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+class TreeRss:
+    """Peak RSS of this process plus its children except the simulator (kretain's sizing
+    worker process counts; the simulator, standing in for Kaltura, does not)."""
+
+    def __init__(self, exclude: int) -> None:
+        self.exclude, self.peak = exclude, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _children(self) -> list[int]:
+        me, out = os.getpid(), []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as f:
+                        ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                except (OSError, ValueError, IndexError):
+                    continue
+                if ppid == me and int(entry) != self.exclude:
+                    out.append(int(entry))
+        return out
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.5):
+            total = _rss_mb(os.getpid()) + sum(_rss_mb(c) for c in self._children())
+            self.peak = max(self.peak, total)
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return max(self.peak, peak_rss_mb())
 
 
 async def seed_way(settings, entry_ids: list[str], workers: int = 8) -> float:
@@ -111,9 +158,11 @@ def main() -> None:
             {"KALTURA_ADMIN_SECRET": spec.admin_secret}, state, None,
         )  # fmt: skip
         progress = ProgressReporter(live=sys.stderr.isatty(), interval=15)
+        tree = TreeRss(exclude=proc.pid)
         started = time.monotonic()
         report = asyncio.run(run_pipeline(settings, stage="audit", progress=progress))
         wall = time.monotonic() - started
+        tree_peak = tree.stop()
         progress.finish_line()
         con = sqlite3.connect(state / "k.db")
         rows = con.execute("SELECT count(*) FROM entries").fetchone()[0]
@@ -123,7 +172,9 @@ def main() -> None:
         print(f"  wall time             {wall:8.1f} s   (target < 600 s)")
         print(f"  HTTP requests         {report.requests:8,d}   "
               f"{per_k:.2f} per 1,000 entries (target <= 15)")  # fmt: skip
-        print(f"  peak memory (RSS)     {peak_rss_mb():8.0f} MB  (target < 400 MB)")
+        print(f"  peak memory (RSS)     {tree_peak:8.0f} MB  (target < 400 MB; "
+              f"kretain and its sizing worker process, sampled every 0.5 s; "
+              f"this process alone {peak_rss_mb():.0f} MB)")  # fmt: skip
         print(f"  entries/s             {args.entries / wall:8.0f}")
 
         ids = [
