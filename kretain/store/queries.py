@@ -56,7 +56,7 @@ from kretain.store.models import (
     scrub_secrets,
 )
 from kretain.store.states import Action, AssetBackupState, State
-from kretain.store.transitions import BYTES_SAVED_SQL, Job
+from kretain.store.transitions import BYTES_SAVED_SQL, Job, as_write
 
 __all__ = [
     "StatusRow",
@@ -106,16 +106,10 @@ async def entries_in_state(
     return [EntryRow.from_row(r) for r in await store.fetchall(sql, params)]
 
 
-async def refresh_entries(
-    store: Store, fields_list: Sequence[Mapping[str, Any]], *, run_id: int | None, now=None
-) -> list[str]:
-    return await store.write(refresh_entries_job(fields_list, run_id=run_id, now=now))
-
-
 def refresh_entries_job(
     fields_list: Sequence[Mapping[str, Any]], *, run_id: int | None, now=None
 ) -> Job[list[str]]:
-    """refresh_entries as a job for Store.write."""
+    """Overwrite the metadata of KNOWN entries; returns the ids not in the store."""
     when = _wall_now() if now is None else now
     cols = [c for c in ENTRY_METADATA_COLUMNS if c != "id"]
     ids = [f["id"] for f in fields_list]
@@ -163,24 +157,13 @@ async def replace_assets(
     await replace_assets_many(store, {entry_id: assets}, now=now)
 
 
-async def replace_assets_many(
-    store: Store,
-    assets_by_entry: Mapping[str, Sequence[Mapping[str, Any]]],
-    *,
-    now: int | None = None,
-    update_totals: bool = True,
-) -> None:
-    """replace_assets for many entries in one transaction and a handful of statements."""
-    await store.write(replace_assets_job(assets_by_entry, now=now, update_totals=update_totals))
-
-
 def replace_assets_job(
     assets_by_entry: Mapping[str, Sequence[Mapping[str, Any]]],
     *,
     now: int | None = None,
     update_totals: bool = True,
 ) -> Job[None]:
-    """replace_assets_many as a job for Store.write.
+    """replace_assets for many entries in one transaction and a handful of statements.
 
     update_totals=False leaves asset_count, bytes_total and bytes_saved to the caller, which
     sets them in the same statement as its state move (one row rewrite instead of two).
@@ -236,6 +219,10 @@ def replace_assets_job(
         )
 
     return write
+
+
+refresh_entries = as_write(refresh_entries_job)
+replace_assets_many = as_write(replace_assets_job)
 
 
 async def assets_of(store: Store, entry_id: str) -> list[AssetRow]:

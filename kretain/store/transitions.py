@@ -37,9 +37,9 @@ the columns in UPDATABLE_COLUMNS (checked, so no caller can write `state` throug
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from kretain.errors import IllegalTransitionError, StateConflictError, StoreError
 from kretain.store.db import Store
@@ -48,6 +48,7 @@ from kretain.store.models import ENTRY_METADATA_COLUMNS, EntryRow
 from kretain.store.states import ALLOWED, STATE_TIMESTAMP, Action, State, check_move
 
 T = TypeVar("T")
+P = ParamSpec("P")
 Job = Callable[[sqlite3.Connection], T]  # a write for Store.write
 
 __all__ = [
@@ -57,6 +58,7 @@ __all__ = [
     "AdmitResult",
     "Job",
     "admit",
+    "as_write",
     "claim",
     "move",
     "move_many",
@@ -197,36 +199,6 @@ _EVENT_SQL = (
 )
 
 
-async def move_many(
-    store: Store,
-    entry_ids: Sequence[str],
-    from_states: State | str | Iterable[State | str],
-    to_state: State | str,
-    *,
-    run_id: int | None,
-    reason: str | None = None,
-    error: str | None = None,
-    updates: Mapping[str, Any] | None = None,
-    row_updates: Mapping[str, Mapping[str, Any]] | None = None,
-    lease_owner: int | None = None,
-    strict: bool = False,
-    now: int | None = None,
-) -> list[str]:
-    """Move every row in ``entry_ids`` that is in ``from_states`` to ``to_state``.
-
-    ``updates`` are set on every row; ``row_updates`` maps each id to its own values for the
-    same columns (e.g. sizes), so a batch is still one statement.
-    Returns the ids that did not move. With strict=True a mismatch raises StateConflictError
-    and the whole batch is rolled back. IllegalTransitionError is raised before any write when a
-    from-state cannot reach to_state.
-    """
-    job = move_many_job(
-        entry_ids, from_states, to_state, run_id=run_id, reason=reason, error=error,
-        updates=updates, row_updates=row_updates, lease_owner=lease_owner, strict=strict, now=now,
-    )  # fmt: skip
-    return await store.write(job)
-
-
 def move_many_job(
     entry_ids: Sequence[str],
     from_states: State | str | Iterable[State | str],
@@ -241,8 +213,14 @@ def move_many_job(
     strict: bool = False,
     now: int | None = None,
 ) -> Job[list[str]]:
-    """move_many as a job for Store.write (checked now, written when the job runs), so a
-    caller can make several writes one transaction in one hop."""
+    """Move every row in ``entry_ids`` that is in ``from_states`` to ``to_state``.
+
+    ``updates`` are set on every row; ``row_updates`` maps each id to its own values for the
+    same columns (e.g. sizes), so a batch is still one statement.
+    Returns the ids that did not move. With strict=True a mismatch raises StateConflictError
+    and the whole batch is rolled back. IllegalTransitionError is raised before any write when a
+    from-state cannot reach to_state. (As a job: checked now, written when the job runs.)
+    """
     froms = _states(from_states)
     to = State(to_state)
     for f in froms:
@@ -307,6 +285,21 @@ def move_many_job(
         return skipped
 
     return write
+
+
+def as_write(job: Callable[P, Job[T]]) -> Callable[Concatenate[Store, P], Awaitable[T]]:
+    """The async form of a job builder: ``await f(store, ...)`` writes ``job(...)`` as its
+    own transaction (or inside the caller's open one)."""
+
+    async def write(store: Store, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await store.write(job(*args, **kwargs))
+
+    write.__doc__ = job.__doc__
+    write.__name__ = job.__name__.removesuffix("_job")
+    return write
+
+
+move_many = as_write(move_many_job)
 
 
 async def move(
