@@ -156,8 +156,7 @@ async def _stages(
     )
     sized: dict[str, Any] = {}
     # Sizing's pure-Python part (checking ~1,000 assets per batch) runs in a process of its
-    # own: in this one it would compete for the GIL with the event loop and the database
-    # thread, and slow every request and write down with it.
+    # own once the run is big enough (see kretain/workers/offload.py).
     pool = OffloadPool()
     try:
         first = True

@@ -202,6 +202,8 @@ async def size(
 ) -> SizeResult:
     """Size every ``candidate`` row (and ``error`` rows that failed a sizing lookup).
 
+    ``pool`` (an OffloadPool) runs the batches' pure-Python checks away from the event
+    loop; without one they run in a thread.
     ``retry_errors=False`` leaves the error rows alone: a caller that calls size() again
     and again in one run (while discovery is still listing) retries them only once.
 
@@ -574,53 +576,31 @@ async def _apply(
     sized_assets: dict[str, list[dict[str, Any]]] = {}
     groups: dict[str, tuple[dict[str, Any], list[EntryRow]]] = {}
     totals: dict[str, dict[str, Any]] = {}
+
+    def move(row: EntryRow, to: State, **details: Any) -> None:
+        jobs.append(
+            transitions.move_many_job(
+                [row.id], row.state, to, run_id=run_id, lease_owner=run_id, now=now, **details
+            )
+        )
+
     for row, outcome in outcomes:
         kind, detail = outcome[0], outcome[1]
         if kind == "error":
             result.errors += 1
             if row.state != State.ERROR:
-                jobs.append(
-                    transitions.move_many_job(
-                        [row.id],
-                        row.state,
-                        State.ERROR,
-                        run_id=run_id,
-                        error=detail,
-                        lease_owner=run_id,
-                        now=now,
-                    )
-                )
+                move(row, State.ERROR, error=detail)
             continue
         if kind == "gone":
             result.gone += 1
-            jobs.append(
-                transitions.move_many_job(
-                    [row.id],
-                    row.state,
-                    State.GONE,
-                    run_id=run_id,
-                    reason=detail,
-                    lease_owner=run_id,
-                    now=now,
-                )
-            )
+            move(row, State.GONE, reason=detail)
             continue
         fields = outcome[2]
         if kind in ("kept", "exempt"):
             setattr(result, kind, getattr(result, kind) + 1)
             jobs.append(queries.refresh_entries_job([fields], run_id=run_id, now=now))
-            jobs.append(
-                transitions.move_many_job(
-                    [row.id],
-                    row.state,
-                    State(kind),
-                    run_id=run_id,
-                    reason=detail,
-                    updates={"reason": detail, "action": None, **outcome[3]},
-                    lease_owner=run_id,
-                    now=now,
-                )
-            )
+            move(row, State(kind), reason=detail,
+                 updates={"reason": detail, "action": None, **outcome[3]})  # fmt: skip
             continue
         sized: SizedEntry = outcome[3]
         sized_fields.append(fields)
