@@ -170,8 +170,9 @@ async def m003_claim_indexes(conn: aiosqlite.Connection) -> None:
 
 
 @migration
-async def m004_cluster_assets(conn: aiosqlite.Connection) -> None:
-    """Cluster assets by (entry_id, id) (WITHOUT ROWID) and drop the id and entry_id indexes."""
+async def m004_assets_keyed_by_entry(conn: aiosqlite.Connection) -> None:
+    """Key assets by (entry_id, id): one compact unique index instead of the id primary key
+    and the entry_id index, so sizing updates two B-trees per asset, not three."""
     cols = (
         "id, entry_id, owner_entry_id, kind, is_source, flavor_params_id, status, size_bytes, "
         "file_ext, language, tags, raw, archive_path, bytes_done, sha256, verified_at, "
@@ -190,12 +191,12 @@ async def m004_cluster_assets(conn: aiosqlite.Connection) -> None:
             raw TEXT, archive_path TEXT, bytes_done INTEGER NOT NULL DEFAULT 0, sha256 TEXT,
             verified_at INTEGER,
             backup_state TEXT NOT NULL DEFAULT 'pending' CHECK (backup_state IN ('pending',
-                'partial', 'done', 'verified', 'failed', 'skipped')),
-            PRIMARY KEY (entry_id, id)
-        ) WITHOUT ROWID;
-        INSERT INTO assets_v4 ({cols}) SELECT {cols} FROM assets;
+                'partial', 'done', 'verified', 'failed', 'skipped'))
+        );
+        INSERT INTO assets_v4 ({cols}) SELECT {cols} FROM assets ORDER BY rowid;
         DROP TABLE assets;
         ALTER TABLE assets_v4 RENAME TO assets;
+        CREATE UNIQUE INDEX assets_key ON assets (entry_id, id);
         """,
     )
 

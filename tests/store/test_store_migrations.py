@@ -87,7 +87,7 @@ async def test_old_version_database_migrates_and_keeps_rows(db_path: Path) -> No
         await store.close()
 
 
-async def test_v3_assets_survive_clustering_by_entry(db_path: Path) -> None:
+async def test_v3_assets_survive_keying_by_entry(db_path: Path) -> None:
     async with aiosqlite.connect(db_path, isolation_level=None) as conn:
         await migrate(conn, target=3)
         await conn.execute(
@@ -115,7 +115,7 @@ async def test_v3_assets_survive_clustering_by_entry(db_path: Path) -> None:
         plan = await store.fetchall(
             "EXPLAIN QUERY PLAN SELECT * FROM assets WHERE entry_id = ?", ("x",)
         )
-        assert "PRIMARY KEY" in " ".join(str(r[-1]) for r in plan)
+        assert "assets_key" in " ".join(str(r[-1]) for r in plan)
     finally:
         await store.close()
 
