@@ -12,7 +12,7 @@ from test_backup_support import (
     children_of,
     client_for,
     make_sized,
-    new_run,
+    run_backup,
     sha256_of,
     state_of,
     store_at,
@@ -26,7 +26,7 @@ from kretain.simulator.testing import RunningSimulator
 from kretain.store import queries
 from kretain.store.states import Action, AssetBackupState, State
 from kretain.workers import backup as backup_module
-from kretain.workers.backup import ENTRY_JSON_FORMAT, backup
+from kretain.workers.backup import ENTRY_JSON_FORMAT
 
 FILE_NAME = re.compile(r"(flavor|caption|attachment|thumb)-[0-9]_[a-z0-9]+\.[a-z0-9]{1,10}")
 
@@ -58,14 +58,11 @@ async def test_backup_archives_a_mixed_set(
         # A delete_flavors entry keeps its source: no backup, it stays sized.
         await make_sized(store, client, sim, [ENTRIES["image_a"]], action=Action.DELETE_FLAVORS)
         events: list[str] = []
-        result = await backup(
+        result = await run_backup(
             store,
             client,
-            archive_root=root,
-            run_id=await new_run(store),
+            root,
             concurrency=3,
-            bandwidth=None,
-            max_attempts=5,
             progress=lambda event, **_: events.append(event),
             retry_base_delay=0.01,
         )
@@ -157,16 +154,7 @@ async def test_hostile_names_and_extensions_stay_inside(
     assert ".." in exts  # evil_ext's image
     async with store_at(tmp_path / "k.db") as store, client_for(sim) as client:
         await make_sized(store, client, sim, ids)
-        result = await backup(
-            store,
-            client,
-            archive_root=root,
-            run_id=await new_run(store),
-            concurrency=2,
-            bandwidth=None,
-            max_attempts=5,
-            progress=None,
-        )
+        result = await run_backup(store, client, root, concurrency=2)
         assert result.archived == 3
     resolved = root.resolve()
     files = list(walk(tmp_path))
@@ -189,24 +177,10 @@ async def test_second_run_downloads_nothing(sim: RunningSimulator, tmp_path: Pat
     root = tmp_path / "archive"
     async with store_at(tmp_path / "k.db") as store, client_for(sim) as client:
         await make_sized(store, client, sim, [ENTRIES["image_b"], ENTRIES["audio"]])
-        first = await backup(
-            store,
-            client,
-            archive_root=root,
-            run_id=await new_run(store),
-            max_attempts=5,
-            progress=None,
-        )
+        first = await run_backup(store, client, root)
         assert first.archived == 2 and first.files >= 2
         served = sim.stats.bytes_served
-        again = await backup(
-            store,
-            client,
-            archive_root=root,
-            run_id=await new_run(store),
-            max_attempts=5,
-            progress=None,
-        )
+        again = await run_backup(store, client, root)
         assert again.claimed == 0 and again.archived == 0
         assert sim.stats.bytes_served == served
 
@@ -219,10 +193,7 @@ async def test_an_asset_stuck_for_years_is_recorded_not_waited_for(
     root = tmp_path / "archive"
     async with store_at(tmp_path / "k.db") as store, client_for(sim) as client:
         await make_sized(store, client, sim, [ENTRIES["importing"]])
-        result = await backup(
-            store, client, archive_root=root, run_id=await new_run(store), concurrency=1,
-            bandwidth=None, max_attempts=5, retry_base_delay=0.01,
-        )  # fmt: skip
+        result = await run_backup(store, client, root, concurrency=1, retry_base_delay=0.01)
         assert (result.archived, result.failed) == (1, 0)
         doc = archive.read_entry_json(
             archive.entry_dir(root, SPEC.partner_id, ENTRIES["importing"])

@@ -12,7 +12,7 @@ from test_backup_support import (
     SPEC,
     client_for,
     make_sized,
-    new_run,
+    run_backup,
     sha256_of,
     state_of,
     store_at,
@@ -24,7 +24,7 @@ from kretain import archive
 from kretain.simulator.testing import RunningSimulator
 from kretain.store import queries
 from kretain.store.states import AssetBackupState, State
-from kretain.workers.backup import BackupDiskFull, backup
+from kretain.workers.backup import BackupDiskFull
 from kretain.workers.download import LocalFS
 
 FAST = {"retry_base_delay": 0.01, "retry_max_delay": 0.02, "progress": None}
@@ -50,10 +50,7 @@ async def test_truncated_and_kaltura_errors_end_as_retries(
 
         # 1. Every body is cut half-way: retried within the run, then the entry fails.
         sim.knobs.truncate = 1.0
-        r1 = await backup(
-            store, client, archive_root=root, run_id=await new_run(store), max_attempts=2,
-            file_attempts=3, **FAST,
-        )  # fmt: skip
+        r1 = await run_backup(store, client, root, max_attempts=2, file_attempts=3, **FAST)
         assert (r1.archived, r1.failed) == (0, 1) and r1.retries >= 2
         row = await queries.get_entry(store, eid)
         assert row is not None and row.state == State.FAILED and row.attempts == 1
@@ -68,10 +65,7 @@ async def test_truncated_and_kaltura_errors_end_as_retries(
         sim.knobs.truncate = 0.0
         sim.knobs.download_error = 1.0
         sim.knobs.download_error_code = 57
-        r2 = await backup(
-            store, client, archive_root=root, run_id=await new_run(store), max_attempts=2,
-            file_attempts=2, **FAST,
-        )  # fmt: skip
+        r2 = await run_backup(store, client, root, max_attempts=2, file_attempts=2, **FAST)
         assert (r2.claimed, r2.archived, r2.failed) == (1, 0, 1)
         row = await queries.get_entry(store, eid)
         assert row is not None and row.state == State.FAILED and row.attempts == 2
@@ -80,17 +74,13 @@ async def test_truncated_and_kaltura_errors_end_as_retries(
 
         # 3. At the attempt limit the row is no longer retried, and is reported.
         sim.knobs.download_error = 0.0
-        r3 = await backup(
-            store, client, archive_root=root, run_id=await new_run(store), max_attempts=2, **FAST
-        )
+        r3 = await run_backup(store, client, root, max_attempts=2, **FAST)
         assert (r3.claimed, r3.exhausted) == (0, 1)
         assert any("no longer retried" in p for p in r3.problems)
         assert await state_of(store, eid) == State.FAILED
 
         # 4. A higher limit: retried, resumed from the kept prefix, archived and correct.
-        r4 = await backup(
-            store, client, archive_root=root, run_id=await new_run(store), max_attempts=5, **FAST
-        )
+        r4 = await run_backup(store, client, root, **FAST)
         assert (r4.claimed, r4.archived) == (1, 1) and r4.bytes_resumed > 0
         await _check_archive(store, sim, root, eid)
         row = await queries.get_entry(store, eid)
@@ -105,10 +95,7 @@ async def test_server_ignoring_range_still_ends_correct(
     async with store_at(tmp_path / "k.db") as store, client_for(sim) as client:
         await make_sized(store, client, sim, [eid])
         sim.knobs.truncate = 1.0
-        r1 = await backup(
-            store, client, archive_root=root, run_id=await new_run(store), max_attempts=5,
-            file_attempts=1, **FAST,
-        )  # fmt: skip
+        r1 = await run_backup(store, client, root, file_attempts=1, **FAST)
         assert r1.failed == 1
         parts = {p: p.stat().st_size for p in walk(root) if p.name.endswith(".part")}
         assert any(parts.values())  # at least the big file kept a prefix
@@ -116,9 +103,7 @@ async def test_server_ignoring_range_still_ends_correct(
         sim.knobs.truncate = 0.0
         sim.knobs.ignore_range = True
         served = sim.stats.bytes_served
-        r2 = await backup(
-            store, client, archive_root=root, run_id=await new_run(store), max_attempts=5, **FAST
-        )
+        r2 = await run_backup(store, client, root, **FAST)
         assert r2.archived == 1 and r2.bytes_resumed == 0
         await _check_archive(store, sim, root, eid)
         # The server sent whole files again (it ignored Range), and nothing was spliced.
@@ -147,10 +132,15 @@ async def test_disk_full_stops_cleanly_then_resumes(sim: RunningSimulator, tmp_p
     async with store_at(tmp_path / "k.db") as store, client_for(sim) as client:
         await make_sized(store, client, sim, ids)
         with pytest.raises(BackupDiskFull) as info:
-            await backup(
-                store, client, archive_root=root, run_id=await new_run(store), max_attempts=5,
-                concurrency=2, fs=_FullAfter(6 << 20), min_free_bytes=0, **FAST,
-            )  # fmt: skip
+            await run_backup(
+                store,
+                client,
+                root,
+                concurrency=2,
+                fs=_FullAfter(6 << 20),
+                min_free_bytes=0,
+                **FAST,
+            )
         stopped = info.value.result
         assert "disk full" in str(info.value) and stopped.stopped
         # Nothing left held, nothing failed (disk full is not the entry's fault), and only
@@ -175,9 +165,7 @@ async def test_disk_full_stops_cleanly_then_resumes(sim: RunningSimulator, tmp_p
         parts = [p for p in walk(root) if p.name.endswith(".part")]
         assert parts
 
-        resumed = await backup(
-            store, client, archive_root=root, run_id=await new_run(store), max_attempts=5, **FAST
-        )
+        resumed = await run_backup(store, client, root, **FAST)
         assert resumed.archived == len(ids) - stopped.archived and resumed.bytes_resumed > 0
         for eid in ids:
             await _check_archive(store, sim, root, eid)
@@ -193,10 +181,7 @@ async def test_min_free_threshold_stops_before_any_download(
         await make_sized(store, client, sim, [eid])
         urls = sim.stats.calls["thumbasset.geturl"] + sim.stats.calls["flavorasset.geturl"]
         with pytest.raises(BackupDiskFull):
-            await backup(
-                store, client, archive_root=root, run_id=await new_run(store), max_attempts=5,
-                min_free_bytes=1 << 60, **FAST,
-            )  # fmt: skip
+            await run_backup(store, client, root, min_free_bytes=1 << 60, **FAST)
         assert await state_of(store, eid) == State.SIZED
         row = await queries.get_entry(store, eid)
         assert row is not None and row.attempts == 0 and row.lease_owner is None

@@ -24,6 +24,7 @@ from kretain.store.db import Store, open_store
 from kretain.store.models import entry_fields_from_wire
 from kretain.store.states import Action, State
 from kretain.store.transitions import Admission
+from kretain.workers.backup import BackupResult, backup
 from kretain.workers.size import size
 
 SPEC = PartnerSpec(entries=400, seed=9, traps=True)
@@ -91,6 +92,13 @@ async def store_at(path: Path) -> AsyncIterator[Store]:
 
 async def new_run(store: Store) -> int:
     return await queries.start_run(store, "test", {})
+
+
+async def run_backup(
+    store: Store, client: KalturaClient, root: Path, **options: Any
+) -> BackupResult:
+    """backup() as the tests call it: into ``root``, as a new run, backup's defaults."""
+    return await backup(store, client, archive_root=root, run_id=await new_run(store), **options)
 
 
 async def make_sized(

@@ -11,8 +11,8 @@ from test_backup_support import (
     SPEC,
     client_for,
     make_sized,
-    new_run,
     reset_knobs,
+    run_backup,
     sha256_of,
     state_of,
     store_at,
@@ -23,7 +23,6 @@ from kretain import archive
 from kretain.simulator.testing import RunningSimulator, run_simulator
 from kretain.store import queries
 from kretain.store.states import AssetBackupState, State
-from kretain.workers.backup import backup
 from kretain.workers.verify import verify
 
 IDS = [ENTRIES[k] for k in ("image_a", "image_b", "image_c", "audio", "evil_ext")]
@@ -58,9 +57,7 @@ async def test_verify_catches_damage_and_the_next_backup_repairs_it(
     flip, cut, gone, nojson, fine = IDS[:5]
     async with store_at(tmp_path / "k.db") as store, client_for(sim) as client:
         await make_sized(store, client, sim, IDS)
-        first = await backup(
-            store, client, archive_root=root, run_id=await new_run(store), progress=None
-        )
+        first = await run_backup(store, client, root)
         assert first.archived == len(IDS)
 
         clean = await verify(store, archive_root=root, checksums=True, progress=None)
@@ -108,9 +105,7 @@ async def test_verify_catches_damage_and_the_next_backup_repairs_it(
 
         # The next backup copies the damaged entries again; then everything checks out.
         served = sim.stats.bytes_served
-        again = await backup(
-            store, client, archive_root=root, run_id=await new_run(store), progress=None
-        )
+        again = await run_backup(store, client, root)
         assert again.archived == 4 and again.files_reused > 0
         # Only the removed and missing files were fetched again.
         refetched = sum(true_sha(sim, i)[0] for i in (flipped_id, truncated_id, removed_id))
