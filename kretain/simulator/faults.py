@@ -48,6 +48,10 @@ class Knobs:
     fault_scope: Literal["all", "api", "download"] = "all"
     # Reference "now" for relative times in list filters; None = wall clock.
     now: int | None = None
+    # Entries whose data is broken the way production Kaltura's sometimes is: any asset
+    # list (flavor, caption, attachment, thumb) whose entryIdEqual/entryIdIn names one of
+    # them fails with INTERNAL_SERVERL_ERROR, every time, whatever else it names.
+    broken_entries: set[str] = field(default_factory=set)
     _rng: random.Random | None = field(default=None, repr=False, compare=False)
     _fail_next: dict[str, list[list[object]]] = field(
         default_factory=dict, repr=False, compare=False

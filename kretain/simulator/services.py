@@ -440,8 +440,20 @@ def _restore(sim: Simulator, call: Call) -> dict[str, Any]:
 
 def _list_assets(sim: Simulator, call: Call) -> dict[str, Any]:
     kind, _, _, response_type = ASSET_SERVICES[call.service]
+    if sim.knobs.broken_entries and _names_broken(call.obj("filter"), sim.knobs.broken_entries):
+        sim.stats.faults["broken_entry"] += 1
+        raise SimApiError("INTERNAL_SERVERL_ERROR")
     objects, total = sim.partner.list_assets(kind, call.obj("filter"), call.obj("pager"))
     return {"objects": objects, "totalCount": total, "objectType": response_type}
+
+
+def _names_broken(flt: dict[str, Any], broken: set[str]) -> bool:
+    named: set[str] = set()
+    for key in ("entryIdEqual", "entryIdIn"):
+        value = flt.get(key)
+        if isinstance(value, str):
+            named.update(part.strip() for part in value.split(","))
+    return not named.isdisjoint(broken)
 
 
 def _get_asset(sim: Simulator, call: Call) -> dict[str, Any]:

@@ -184,3 +184,32 @@ async def test_download_error_and_latency(fault_sim):
         started = time.monotonic()
         assert await _api(http, sim, "system", "ping") is True
         assert time.monotonic() - started >= 0.14
+
+
+async def test_broken_entry_fails_every_asset_list_that_names_it(fault_sim):
+    sim = fault_sim
+    async with aiohttp.ClientSession() as http:
+        ks = _ks(sim)
+        page = await _api(http, sim, "media", "list", ks=ks, **{"pager:pageSize": "10"})
+        ids = [o["id"] for o in page["objects"]]
+        broken, healthy = ids[3], [i for i in ids if i != ids[3]]
+        sim.knobs.broken_entries = {broken}
+        try:
+            for service in ("flavorAsset", "caption_captionAsset", "thumbAsset"):
+                err = await _api(
+                    http, sim, service, "list", ks=ks, **{"filter:entryIdIn": ",".join(ids)}
+                )
+                assert err["code"] == "INTERNAL_SERVERL_ERROR"
+                err = await _api(
+                    http, sim, service, "list", ks=ks, **{"filter:entryIdEqual": broken}
+                )
+                assert err["code"] == "INTERNAL_SERVERL_ERROR"
+            ok = await _api(
+                http, sim, "flavorAsset", "list", ks=ks, **{"filter:entryIdIn": ",".join(healthy)}
+            )
+            assert ok["objectType"] == "KalturaFlavorAssetListResponse" and ok["totalCount"] > 0
+            # The entry itself still lists: only its asset lists are broken.
+            got = await _api(http, sim, "baseEntry", "list", ks=ks, **{"filter:idIn": broken})
+            assert [o["id"] for o in got["objects"]] == [broken]
+        finally:
+            sim.knobs.broken_entries = set()
