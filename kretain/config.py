@@ -43,6 +43,7 @@ from typing import Any
 
 from kretain.errors import ConfigError
 from kretain.policy import Policy
+from kretain.rules import is_valid_id
 
 __all__ = [
     "CONFIG_FILENAME",
@@ -85,7 +86,6 @@ _TOML_SECTIONS: dict[str, tuple[str, ...]] = {
     ),
     "kretain": ("db", "archive", "as_of", "concurrency", "requests_per_second"),
 }
-_ID_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 
 
 def _today() -> date:
@@ -176,7 +176,7 @@ class Settings:
                     f"{self._name(name)} looks malformed (too short, or contains spaces or "
                     "control characters)"
                 )
-        if self.app_token_id is not None and not _ID_RE.match(self.app_token_id):
+        if self.app_token_id is not None and not is_valid_id(self.app_token_id):
             raise ConfigError(
                 f"{self._name('app_token_id')} must look like 0_abc123, "
                 f"got {self.app_token_id[:40]!r}"
@@ -253,7 +253,7 @@ def read_entry_ids(path: Path) -> frozenset[str]:
             continue
         if token.lower() in ("entry_id", "id", "entryid") and not ids:
             continue  # a CSV header
-        if not _ID_RE.match(token):
+        if not is_valid_id(token):
             raise ConfigError(f"{path}:{number}: not an entry id: {token[:40]!r}")
         ids.add(token)
     return frozenset(ids)

@@ -7,6 +7,8 @@ anything else is a bug and gets a traceback. Kaltura API/transport errors live i
     KretainError                      exit 1
      ├── ConfigError                  exit 3   bad/missing settings, kretain.toml, credentials
      ├── InvalidEntryData             exit 6   wire data that cannot be stored (no id/createdAt ...)
+     ├── ArchiveUnavailable           exit 7   the archive cannot be written (read-only, no room,
+     │                                         permission denied, missing bucket ...)
      └── StoreError                   exit 5   the SQLite state store
           ├── StoreLockedError        exit 4   another kretain process holds the database
           ├── SchemaVersionError      exit 5   database written by a newer kretain
@@ -21,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "ArchiveUnavailable",
     "ConfigError",
     "IllegalTransitionError",
     "InvalidEntryData",
@@ -48,6 +51,13 @@ class InvalidEntryData(KretainError):
     """A Kaltura object lacks a field kretain needs, or carries a value of the wrong type."""
 
     exit_code = 6
+
+
+class ArchiveUnavailable(KretainError):
+    """The archive as a whole cannot be used: the stage stops and no entry is charged for it
+    (the environment is not the entry's fault)."""
+
+    exit_code = 7
 
 
 class StoreError(KretainError):

@@ -14,7 +14,7 @@ Names:
 
 Default policy (the seed's, 365-day years, evaluated at ``as_of`` 00:00 UTC), rules tried IN ORDER,
 first match wins:
-  1. "non-ready": status not READY (any of DEFAULT_NON_READY_STATUSES) and created >= 2 years
+  1. "non-ready": status not READY (any of rules.NON_READY_STATUSES) and created >= 2 years
      before as_of -> delete_entry. The 2-year floor mirrors the seed, whose input was only entries
      created 2+ years ago; it also spares uploads that are still converting. Non-ready is tried
      first so an entry that never became ready is reported as such, not as 4-year/2-year.
@@ -47,12 +47,10 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from kretain.errors import ConfigError
+from kretain.rules import ENTRY_READY, ENTRY_STATUS_NAMES, NON_READY_STATUSES
 
 __all__ = [
     "ACTIONS",
-    "DEFAULT_NON_READY_STATUSES",
-    "READY",
-    "STATUS_NAMES",
     "YEAR_SECONDS",
     "Decision",
     "EntryFacts",
@@ -65,34 +63,7 @@ __all__ = [
 ]
 
 YEAR_SECONDS = 365 * 86_400
-READY = "2"
 ACTIONS = ("delete_entry", "delete_flavors")
-# Every KalturaEntryStatus except READY (2) and DELETED (3), plus the virus-scan plugin values.
-DEFAULT_NON_READY_STATUSES: tuple[str, ...] = (
-    "-2",  # ERROR_IMPORTING
-    "-1",  # ERROR_CONVERTING
-    "0",  # IMPORT
-    "1",  # PRECONVERT
-    "4",  # PENDING
-    "5",  # MODERATE
-    "6",  # BLOCKED
-    "7",  # NO_CONTENT
-    "virusScan.Infected",
-    "virusScan.ScanFailure",
-)
-# Kaltura entry status names (KalturaEntryStatus), for reasons and reports.
-STATUS_NAMES = {
-    "-2": "ERROR_IMPORTING",
-    "-1": "ERROR_CONVERTING",
-    "0": "IMPORT",
-    "1": "PRECONVERT",
-    "2": "READY",
-    "3": "DELETED",
-    "4": "PENDING",
-    "5": "MODERATE",
-    "6": "BLOCKED",
-    "7": "NO_CONTENT",
-}
 
 
 def as_of_timestamp(as_of: date | datetime | int) -> int:
@@ -150,7 +121,7 @@ class Rule:
             raise ConfigError(
                 f"policy rule {self.name!r}: max_age_years must be greater than min_age_years"
             )
-        if READY in self.statuses:
+        if ENTRY_READY in self.statuses:
             raise ConfigError(
                 f"policy rule {self.name!r}: statuses must not include READY (2); "
                 "omit statuses for a rule about ready entries"
@@ -324,7 +295,7 @@ def _rule_from_mapping(r: Mapping[str, Any]) -> Rule:
 
 
 DEFAULT_RULES: tuple[Rule, ...] = (
-    Rule("non-ready", "delete_entry", min_age_years=2, statuses=DEFAULT_NON_READY_STATUSES),
+    Rule("non-ready", "delete_entry", min_age_years=2, statuses=NON_READY_STATUSES),
     Rule("4-year", "delete_entry", min_age_years=4, not_played_years=4),
     Rule("2-year", "delete_flavors", min_age_years=2, max_age_years=4, not_played_years=2),
 )
@@ -412,7 +383,7 @@ def _rule_matches(rule: Rule, e: EntryFacts, t: int) -> bool | None:
     if rule.statuses:
         if e.status not in rule.statuses:
             return False
-    elif e.status != READY:
+    elif e.status != ENTRY_READY:
         return False
     if e.created_at > t - rule.min_age_years * YEAR_SECONDS:
         return False
@@ -472,7 +443,7 @@ def evaluate(entry: EntryFacts, policy: Policy, as_of: date | datetime | int) ->
         if not matched:
             continue
         if rule.statuses:
-            name = STATUS_NAMES.get(entry.status, entry.status)
+            name = ENTRY_STATUS_NAMES.get(entry.status, entry.status)
             shown = entry.status if name == entry.status else f"{entry.status} ({name})"
             why = f"{created}, status {shown}: {rule.name} rule"
         else:
@@ -481,7 +452,7 @@ def evaluate(entry: EntryFacts, policy: Policy, as_of: date | datetime | int) ->
         if exempt:
             return Decision(rule.name, None, f"{why}; exempt by {exempt}", exempt, labels)
         return Decision(rule.name, rule.action, why, None, labels)
-    if entry.status != READY:
+    if entry.status != ENTRY_READY:
         why = f"{created}, status {entry.status}: no rule matches"
     elif not entry.has_play_data:
         why = f"{created}, play data unknown: no rule matches"

@@ -1,4 +1,4 @@
--- kretain state store: the full CURRENT schema (PRAGMA user_version = 4).
+-- kretain state store: the full CURRENT schema (PRAGMA user_version = 5).
 --
 -- A fresh database is created from this file; an older one is brought here by the ordered
 -- migrations in kretain/store/migrations.py. tests/store/test_migrations.py proves both give the
@@ -38,14 +38,17 @@ CREATE TABLE entries (
     action               TEXT CHECK (action IN ('delete_entry', 'delete_flavors')),
     reason               TEXT,
     state                TEXT NOT NULL CHECK (state IN ('candidate', 'sized', 'downloading',
-                             'archived', 'deleting', 'deleted', 'exempt', 'kept', 'error',
-                             'failed', 'gone')),
+                             'archived', 'deleting', 'deleted', 'recycled', 'stripped',
+                             'restoring', 'restored', 'exempt', 'kept', 'error',
+                             'backup_failed', 'delete_failed', 'gone')),
     state_changed_at     INTEGER NOT NULL,
     discovered_at        INTEGER NOT NULL,
     sized_at             INTEGER,
     archived_at          INTEGER,
     deleted_at           INTEGER,
-    attempts             INTEGER NOT NULL DEFAULT 0,
+    attempts             INTEGER NOT NULL DEFAULT 0,   -- failed lookups (state error)
+    backup_attempts      INTEGER NOT NULL DEFAULT 0,   -- failed backups (state backup_failed)
+    delete_attempts      INTEGER NOT NULL DEFAULT 0,   -- failed deletes (state delete_failed)
     last_error           TEXT,
     lease_owner          INTEGER,            -- runs.id holding the row
     lease_expires_at     INTEGER,
@@ -57,7 +60,17 @@ CREATE TABLE entries (
     refreshed_at         INTEGER,
     gone_at              INTEGER,
     exempt_by            TEXT,               -- e.g. "tag:legal-hold"
-    delete_mode          TEXT CHECK (delete_mode IN ('delete', 'recycle'))
+    delete_mode          TEXT CHECK (delete_mode IN ('delete', 'recycle')),
+    archive_uri          TEXT,               -- the archive the backup was written to
+    recycled_at          INTEGER,
+    purge_at             INTEGER,            -- when Kaltura's recycle bin empties
+    stripped_at          INTEGER,
+    bytes_freed          INTEGER,            -- what the delete stage freed
+    held_reason          TEXT,               -- why the last delete plan held the row back
+    held_at              INTEGER,
+    notified_at          INTEGER,            -- owner notice sent (kretain notify)
+    restored_at          INTEGER,
+    new_entry_id         TEXT                -- the entry a restore re-created
 );
 CREATE INDEX entries_state ON entries (state, action, created_at, id);
 CREATE INDEX entries_claim ON entries (state, created_at, id);
@@ -88,18 +101,22 @@ CREATE TABLE assets (
     verified_at      INTEGER,
     backup_state     TEXT NOT NULL DEFAULT 'pending'
                          CHECK (backup_state IN ('pending', 'partial', 'done', 'verified',
-                             'failed', 'skipped'))
+                             'failed', 'skipped')),
+    store_checksum   TEXT,                   -- the archive store's own checksum, if it has one
+    removed_at       INTEGER                 -- deleted from Kaltura by kretain (a stripped flavor)
 );
 CREATE UNIQUE INDEX assets_key ON assets (entry_id, id);
 
--- Append-only history: every state move and every API call that changed something.
+-- Append-only history: every state move, every intent to change something in Kaltura
+-- (written before the call) and its outcome (kind 'api'), owner notices, and admin actions
+-- (attempts reset, exemptions lifted).
 CREATE TABLE events (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
     time       INTEGER NOT NULL,
     run_id     INTEGER,
     entry_id   TEXT,
     asset_id   TEXT,
-    kind       TEXT NOT NULL CHECK (kind IN ('state', 'api')),
+    kind       TEXT NOT NULL CHECK (kind IN ('state', 'api', 'intent', 'notice', 'admin')),
     from_state TEXT,
     to_state   TEXT,
     action     TEXT,

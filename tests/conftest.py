@@ -59,3 +59,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _quiet_logs():
+    """Library code logs one INFO line per entry moved; tests that do not set up logging
+    themselves keep warnings only (as the CLI's console does), so output stays readable."""
+    from kretain.log import configure_logging
+
+    configure_logging(console=True, level="WARNING")

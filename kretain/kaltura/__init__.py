@@ -26,7 +26,7 @@ from kretain.kaltura.errors import (
     TransportError,
     api_error_from_wire,
 )
-from kretain.kaltura.models import ListPage, asset_bytes, is_source_flavor
+from kretain.kaltura.models import ListPage
 from kretain.kaltura.retry import RetryDecision, RetryPolicy, decide
 
 __all__ = [
@@ -54,8 +54,6 @@ __all__ = [
     "ServerError",
     "TransportError",
     "api_error_from_wire",
-    "asset_bytes",
     "decide",
-    "is_source_flavor",
     "raise_for_items",
 ]

@@ -35,6 +35,12 @@ from kretain.kaltura.models import ListPage, parse_list_response, require_object
 from kretain.kaltura.retry import Category, RetryPolicy, classify, decide
 from kretain.kaltura.session import HASH_TYPES, Credentials, SessionManager
 from kretain.kaltura.transport import CLIENT_TAG, Params, Transport, flatten_params
+from kretain.rules import (
+    ENTRY_DELETED,
+    LIVE_STATUSES_WIRE,
+    MODERATION_STATUSES_WIRE,
+    is_valid_id,
+)
 
 log = structlog.get_logger("kretain.kaltura")
 
@@ -53,8 +59,6 @@ MAX_ID_IN = 150  # Sphinx keeps only the first 150 values of an IN list
 MAX_ENTRY_ID_IN_ASSETS = 500  # asset lists cut entryIdIn to 500 ids
 # Every entry status, so get_entries sees entries that are not READY. 3 (DELETED) is
 # added only on request.
-ALL_LIVE_STATUSES = "-2,-1,0,1,2,4,5,6,7,virusScan.Infected,virusScan.ScanFailure"
-ALL_MODERATION_STATUSES = "1,2,3,4,5,6"
 _SECRET_FIELDS = frozenset({"admin_secret", "app_token"})
 
 
@@ -309,14 +313,14 @@ class KalturaClient:
         3) only with ``include_deleted``.
         """
         unique = list(dict.fromkeys(_one_id(i) for i in entry_ids))
-        statuses = ALL_LIVE_STATUSES + (",3" if include_deleted else "")
+        statuses = LIVE_STATUSES_WIRE + ("," + ENTRY_DELETED if include_deleted else "")
         chunks = [unique[i : i + MAX_ID_IN] for i in range(0, len(unique), MAX_ID_IN)]
 
         async def one(chunk: list[str]) -> ListPage:
             page_filter = {
                 "idIn": ",".join(chunk),
                 "statusIn": statuses,
-                "moderationStatusIn": ALL_MODERATION_STATUSES,
+                "moderationStatusIn": MODERATION_STATUSES_WIRE,
             }
             return await self.list_entries(page_filter, 1, MAX_PAGE_SIZE, service="baseentry")
 
@@ -433,9 +437,7 @@ def _asset_service(kind: str) -> tuple[str, str]:
 
 def _one_id(value: str) -> str:
     """Ids go into comma lists and URLs: refuse anything that is not a plain id."""
-    if not isinstance(value, str) or not value or len(value) > 64:
-        raise ValueError(f"bad Kaltura id {value!r:.80}")
-    if any(ch in value for ch in ",{}:/ \t\r\n"):
+    if not is_valid_id(value):
         raise ValueError(f"bad Kaltura id {value!r:.80}")
     return value
 

@@ -43,9 +43,9 @@ from typing import Any, Literal
 import humanize
 
 from kretain.output import Table
-from kretain.policy import STATUS_NAMES
 from kretain.reports.query import ReportError, open_readonly, stream
 from kretain.reports.summary import check_states, two_places
+from kretain.rules import ENTRY_STATUS_NAMES
 from kretain.store.db import Store
 
 __all__ = ["FULL_EXCLUDED", "OWNER_COLUMNS", "SEED_COLUMNS", "export_entries", "export_owners"]
@@ -108,7 +108,7 @@ _SEED_SELECT = f"""
     {_iso("e.updated_at")},
     e.duration,
     e.plays,
-    {_case("e.status", STATUS_NAMES)},
+    {_case("e.status", ENTRY_STATUS_NAMES)},
     e.owner,
     {_iso("e.last_played_at")},
     e.reason,

@@ -8,9 +8,9 @@ Tables, in order (each has a title; all are small, so rows are lists):
      - one row per (state, policy, action) in lifecycle order, then an "all" row. bytes_* are
      exact sums of the sized entries; saved/total are the same in binary units (humanize).
   2. "Errors": state, error, entries, max_attempts, example
-     - rows in state error or failed, grouped by the error's prefix (the text before the first
-     ":" of last_error, or its first 60 characters), most frequent first, with one entry id to
-     look at (`kretain query` or the events table tell the rest).
+     - rows in state error, backup_failed or delete_failed, grouped by the error's prefix
+     (the text before the first ":" of last_error, or its first 60 characters), most frequent
+     first, with one entry id to look at (`kretain query` or the events table tell the rest).
   3. "Last run" (or "Last N runs"): run, command, status, started, finished, as_of, counts
      - times ISO 8601 UTC; counts is the run's JSON counts as "key=value" pairs.
 """
@@ -26,22 +26,30 @@ import humanize
 from kretain.output import Table
 from kretain.store import queries
 from kretain.store.db import Store
-from kretain.store.states import State
+from kretain.store.states import ATTEMPTS_COLUMN, State
 
 __all__ = ["ERROR_PREFIX_CHARS", "status_report"]
 
 ERROR_PREFIX_CHARS = 60
 _ORDER = {s: i for i, s in enumerate(State)}
 
+# The failure counter of each failure state (states.ATTEMPTS_COLUMN), as SQL.
+_ATTEMPTS = (
+    "CASE state "
+    + " ".join(f"WHEN '{state}' THEN {column}" for state, column in ATTEMPTS_COLUMN.items())
+    + " END"
+)
+_FAILING = ", ".join(f"'{state}'" for state in ATTEMPTS_COLUMN)
+
 _ERRORS_SQL = f"""
 SELECT state, error, count(*) AS entries, max(attempts), min(id)
 FROM (
-    SELECT state, id, attempts,
+    SELECT state, id, {_ATTEMPTS} AS attempts,
            trim(CASE WHEN instr(coalesce(last_error, ''), ':') BETWEEN 2 AND {ERROR_PREFIX_CHARS}
                      THEN substr(last_error, 1, instr(last_error, ':') - 1)
                      ELSE substr(coalesce(last_error, '(no message)'), 1, {ERROR_PREFIX_CHARS})
                 END) AS error
-    FROM entries WHERE state IN ('error', 'failed')
+    FROM entries WHERE state IN ({_FAILING})
 )
 GROUP BY state, error
 ORDER BY entries DESC, state, error

@@ -11,7 +11,8 @@ the sum of the rule columns for every row except the unique-user rows, which cou
 owners over all rules (a user with entries under two rules is one user), as the seed did.
 
 Which entries count ("candidates"): every entry the policy acts on, whatever its progress —
-IN_POLICY_STATES = candidate, sized, downloading, archived, failed, deleting, deleted. Pass
+IN_POLICY_STATES = candidate, sized, downloading, archived, backup_failed, delete_failed,
+deleting, deleted, recycled, stripped. Pass
 ``states`` to change that (e.g. PENDING_STATES for what is still to be done).
 
 Rows follow the seed: candidates; unique users; unique users (0 plays, where no play data
@@ -37,7 +38,7 @@ from kretain.output import Table
 from kretain.policy import DEFAULT_RULES
 from kretain.reports.query import ReportError
 from kretain.store.db import Store
-from kretain.store.states import State
+from kretain.store.states import FINISHED, State
 
 __all__ = [
     "ALL_STATES",
@@ -48,18 +49,21 @@ __all__ = [
 ]
 
 # Every state the policy acts on: the entry matched a rule, was not exempt, and is somewhere
-# between "found" and "done" (failed included: it still has to be done).
+# between "found" and "done" (failures included: they still have to be done).
 IN_POLICY_STATES: tuple[str, ...] = (
     State.CANDIDATE,
     State.SIZED,
     State.DOWNLOADING,
     State.ARCHIVED,
-    State.FAILED,
+    State.BACKUP_FAILED,
+    State.DELETE_FAILED,
     State.DELETING,
     State.DELETED,
+    State.RECYCLED,
+    State.STRIPPED,
 )
-# The same without "deleted": what owners still need to hear about.
-PENDING_STATES: tuple[str, ...] = tuple(s for s in IN_POLICY_STATES if s != State.DELETED)
+# The same without what is done: what owners still need to hear about.
+PENDING_STATES: tuple[str, ...] = tuple(s for s in IN_POLICY_STATES if s not in FINISHED)
 ALL_STATES: tuple[str, ...] = tuple(State)
 
 NO_RULE = "(no rule)"  # an in-policy row without a policy name should not happen; show it

@@ -6,11 +6,11 @@ Modules (each docstring lists its functions):
     states       State, Action, AssetBackupState, ALLOWED moves
     transitions  the only writer of state: admit, move, move_many, claim, leases, events
     queries      reads and non-state writes: assets, runs, discovery windows, status counts
-    models       EntryRow/AssetRow/RunRow/DiscoveryWindow, wire -> column conversion
+    models       EntryRow/AssetRow/RunRow, wire -> column conversion
 """
 
 from kretain.store.db import Store, open_store
-from kretain.store.models import AssetRow, DiscoveryWindow, EntryRow, RunRow
+from kretain.store.models import AssetRow, EntryRow, RunRow
 from kretain.store.states import ALLOWED, Action, AssetBackupState, State
 
 __all__ = [
@@ -18,7 +18,6 @@ __all__ = [
     "Action",
     "AssetBackupState",
     "AssetRow",
-    "DiscoveryWindow",
     "EntryRow",
     "RunRow",
     "State",

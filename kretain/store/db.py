@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
+import structlog
 
 from kretain.errors import SchemaVersionError, StoreError, StoreLockedError
 from kretain.store import migrations
@@ -82,16 +83,46 @@ def _take_lock(db_path: Path) -> int:
     return fd
 
 
-def _one_transaction(conn: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> T:
+# State events a transaction wrote, by connection, handed to the run log after COMMIT (and
+# dropped on ROLLBACK): a log line never tells of a move that did not happen.
+_outbox: dict[int, list[tuple[Any, ...]]] = {}
+_moves_log = structlog.get_logger("kretain.entries")
+
+
+def after_commit(conn: sqlite3.Connection, events: Sequence[tuple[Any, ...]]) -> None:
+    """Queue ``events`` rows (time, run_id, entry_id, asset_id, kind, from, to, action,
+    outcome, detail) to be logged once the current transaction on ``conn`` commits."""
+    _outbox.setdefault(id(conn), []).extend(events)
+
+
+def _log_committed(events: list[tuple[Any, ...]]) -> None:
+    for _time, run_id, entry_id, _asset, _kind, before, after, action, outcome, detail in events:
+        _moves_log.info(
+            "entry moved",
+            run_id=run_id,
+            entry_id=entry_id,
+            from_state=before,
+            to_state=after,
+            action=action,
+            outcome=outcome,
+            detail=detail,
+        )
+
+
+def _one_transaction(
+    conn: sqlite3.Connection, fn: Callable[..., T], *args: Any
+) -> tuple[T, list[tuple[Any, ...]]]:
+    _outbox.pop(id(conn), None)
     conn.execute("BEGIN IMMEDIATE")
     try:
         result = fn(conn, *args)
         conn.execute("COMMIT")
     except BaseException:
+        _outbox.pop(id(conn), None)
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-    return result
+    return result, _outbox.pop(id(conn), [])
 
 
 class Store:
@@ -126,18 +157,22 @@ class Store:
             return
         async with self._write_lock:
             token = _in_transaction.set(me)
+            raw = id(self.conn._conn)
             try:
                 try:
                     # Inside the try: if we are cancelled while BEGIN is queued, it still runs
                     # on aiosqlite's thread, and must be rolled back.
+                    _outbox.pop(raw, None)
                     await self.conn.execute("BEGIN IMMEDIATE")
                     yield self.conn
                     await self.conn.execute("COMMIT")
                 except BaseException:
+                    _outbox.pop(raw, None)
                     await self._rollback_quietly()
                     raise
             finally:
                 _in_transaction.reset(token)
+            _log_committed(_outbox.pop(raw, []))
 
     async def _rollback_quietly(self) -> None:
         # Statements run in order on one thread, so this follows whatever was queued before it.
@@ -173,7 +208,9 @@ class Store:
         if _in_transaction.get() == (id(self), id(asyncio.current_task())):
             return await self.run_sync(fn, *args)
         async with self._write_lock:
-            return await self.run_sync(_one_transaction, fn, *args)
+            result, events = await self.run_sync(_one_transaction, fn, *args)
+        _log_committed(events)
+        return result
 
     async def fetchall(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
         async with self.conn.execute(sql, params) as cur:

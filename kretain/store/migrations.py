@@ -201,6 +201,108 @@ async def m004_assets_keyed_by_entry(conn: aiosqlite.Connection) -> None:
     )
 
 
+_V5_ENTRIES = """
+CREATE TABLE entries_v5 (
+    id TEXT PRIMARY KEY, partner_id INTEGER, name TEXT, owner TEXT, creator_id TEXT,
+    media_type INTEGER, entry_type TEXT, source_type TEXT, external_source_type TEXT,
+    status TEXT, created_at INTEGER NOT NULL, updated_at INTEGER, last_played_at INTEGER,
+    plays INTEGER, duration INTEGER, parent_id TEXT, root_entry_id TEXT, capabilities TEXT,
+    categories TEXT, categories_ids TEXT, tags TEXT, display_in_search INTEGER, raw TEXT,
+    is_quiz INTEGER NOT NULL DEFAULT 0, is_external INTEGER NOT NULL DEFAULT 0,
+    policy TEXT, action TEXT CHECK (action IN ('delete_entry', 'delete_flavors')),
+    reason TEXT,
+    state TEXT NOT NULL CHECK (state IN ('candidate', 'sized', 'downloading', 'archived',
+        'deleting', 'deleted', 'recycled', 'stripped', 'restoring', 'restored', 'exempt',
+        'kept', 'error', 'backup_failed', 'delete_failed', 'gone')),
+    state_changed_at INTEGER NOT NULL, discovered_at INTEGER NOT NULL,
+    sized_at INTEGER, archived_at INTEGER, deleted_at INTEGER,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    backup_attempts INTEGER NOT NULL DEFAULT 0,
+    delete_attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT, lease_owner INTEGER, lease_expires_at INTEGER, lease_from_state TEXT,
+    bytes_total INTEGER, bytes_saved INTEGER, asset_count INTEGER, last_seen_run INTEGER,
+    refreshed_at INTEGER, gone_at INTEGER, exempt_by TEXT,
+    delete_mode TEXT CHECK (delete_mode IN ('delete', 'recycle')),
+    archive_uri TEXT, recycled_at INTEGER, purge_at INTEGER, stripped_at INTEGER,
+    bytes_freed INTEGER, held_reason TEXT, held_at INTEGER, notified_at INTEGER,
+    restored_at INTEGER, new_entry_id TEXT
+)
+"""
+_V4_ENTRY_COLUMNS = (
+    "id, partner_id, name, owner, creator_id, media_type, entry_type, source_type, "
+    "external_source_type, status, created_at, updated_at, last_played_at, plays, duration, "
+    "parent_id, root_entry_id, capabilities, categories, categories_ids, tags, "
+    "display_in_search, raw, is_quiz, is_external, policy, action, reason, state, "
+    "state_changed_at, discovered_at, sized_at, archived_at, deleted_at, attempts, last_error, "
+    "lease_owner, lease_expires_at, lease_from_state, bytes_total, bytes_saved, asset_count, "
+    "last_seen_run, refreshed_at, gone_at, exempt_by, delete_mode"
+)
+
+
+@migration
+async def m005_stage_failures_and_delete(conn: aiosqlite.Connection) -> None:
+    """Failures per stage (backup_failed / delete_failed, each with its own attempts), the
+    delete and restore states and columns, and more event kinds. Changing a CHECK means
+    rebuilding entries and events; migrate() runs every step with foreign keys off, so
+    dropping the old entries table cannot cascade into assets."""
+    # Every `failed` row so far is a failed backup: only the backup stage wrote that state.
+    select = _V4_ENTRY_COLUMNS.replace(
+        " state, ", " CASE state WHEN 'failed' THEN 'backup_failed' ELSE state END, "
+    ).replace(
+        " lease_from_state, ",
+        " CASE lease_from_state WHEN 'failed' THEN 'backup_failed' ELSE lease_from_state END, ",
+    )
+    await _run_script(
+        conn,
+        f"""
+        DROP VIEW v_state_summary;
+        {_V5_ENTRIES};
+        INSERT INTO entries_v5 ({_V4_ENTRY_COLUMNS}, backup_attempts)
+            SELECT {select}, CASE state WHEN 'failed' THEN attempts ELSE 0 END
+            FROM entries ORDER BY rowid;
+        UPDATE entries_v5 SET attempts = 0 WHERE state = 'backup_failed';
+        DROP TABLE entries;
+        ALTER TABLE entries_v5 RENAME TO entries;
+        CREATE INDEX entries_state ON entries (state, action, created_at, id);
+        CREATE INDEX entries_claim ON entries (state, created_at, id);
+        CREATE INDEX entries_policy ON entries (policy);
+        CREATE INDEX entries_owner ON entries (owner);
+        CREATE INDEX entries_lease ON entries (lease_expires_at) WHERE lease_owner IS NOT NULL;
+        CREATE VIEW v_state_summary AS
+        SELECT state, policy, action, count(*) AS entries,
+               coalesce(sum(bytes_saved), 0) AS bytes_saved,
+               coalesce(sum(bytes_total), 0) AS bytes_total
+        FROM entries
+        GROUP BY state, policy, action;
+        ALTER TABLE assets ADD COLUMN store_checksum TEXT;
+        ALTER TABLE assets ADD COLUMN removed_at INTEGER;
+        CREATE TABLE events_v5 (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL, run_id INTEGER,
+            entry_id TEXT, asset_id TEXT,
+            kind TEXT NOT NULL CHECK (kind IN ('state', 'api', 'intent', 'notice', 'admin')),
+            from_state TEXT, to_state TEXT, action TEXT, outcome TEXT, detail TEXT
+        );
+        INSERT INTO events_v5 SELECT * FROM events ORDER BY id;
+        DROP TABLE events;
+        ALTER TABLE events_v5 RENAME TO events;
+        CREATE INDEX events_entry ON events (entry_id);
+        CREATE INDEX events_run ON events (run_id);
+        CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+        BEGIN
+            SELECT RAISE(ABORT, 'events are append-only');
+        END;
+        CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+        BEGIN
+            SELECT RAISE(ABORT, 'events are append-only');
+        END;
+        """,
+    )
+    async with conn.execute("PRAGMA foreign_key_check") as cur:
+        broken = await cur.fetchall()
+    if broken:
+        raise SchemaVersionError(f"migration 5 left {len(broken)} dangling references")
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -247,7 +349,18 @@ async def migrate(conn: aiosqlite.Connection, *, target: int = SCHEMA_VERSION) -
     if current == 0 and target == SCHEMA_VERSION and await _is_blank(conn):
         await _apply(conn, lambda: _run_script(conn, schema_sql()), SCHEMA_VERSION)
         return SCHEMA_VERSION
-    for version in range(current + 1, target + 1):
-        step = MIGRATIONS[version - 1]
-        await _apply(conn, lambda step=step: step(conn), version)
+    # Foreign keys off while migrating (a no-op inside a transaction, so set it here):
+    # rebuilding a parent table must not cascade deletes into its children.
+    async with conn.execute("PRAGMA foreign_keys") as cur:
+        row = await cur.fetchone()
+    fk_on = bool(row and row[0])
+    if fk_on:
+        await conn.execute("PRAGMA foreign_keys = OFF")
+    try:
+        for version in range(current + 1, target + 1):
+            step = MIGRATIONS[version - 1]
+            await _apply(conn, lambda step=step: step(conn), version)
+    finally:
+        if fk_on:
+            await conn.execute("PRAGMA foreign_keys = ON")
     return max(current, target)

@@ -4,14 +4,13 @@ Names:
     EntryRow.from_row(row) -> EntryRow          a frozen view of one `entries` row
     AssetRow.from_row(row) -> AssetRow
     RunRow.from_row(row) -> RunRow
-    DiscoveryWindow (dataclass)                  one createdAt window of discovery
     entry_fields_from_wire(obj) -> dict          wire entry -> `entries` metadata columns
-    asset_fields_from_wire(kind, obj, *, owner_entry_id=None) -> dict
-                                                 wire asset -> `assets` metadata columns
-    bytes_saved_for(action, assets) -> int       what an action frees (flavors only, like the seed)
+    parse_asset(kind, obj, *, owner=None) -> rules.Asset   (errors as InvalidEntryData)
+    asset_columns(asset, *, top_entry, is_source) -> dict  a parsed asset -> `assets` columns
     scrub_secrets(obj) -> obj                    drop ks/secret/token keys, mask /ks/<x> in URLs
     ENTRY_METADATA_COLUMNS, ASSET_METADATA_COLUMNS
 
+The checks themselves are kretain.rules' (one rulebook); this module maps them to columns.
 Wire data is hostile until checked: a missing id or createdAt, an id that is not a plain Kaltura
 id, or a field of the wrong type raises InvalidEntryData with one clear line; nothing is guessed.
 In particular a malformed lastPlayedAt is an error, never "never played".
@@ -23,10 +22,11 @@ import functools
 import json
 import re
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from kretain import rules
 from kretain.errors import InvalidEntryData
 from kretain.store.states import Action, AssetBackupState, State
 
@@ -34,21 +34,16 @@ __all__ = [
     "ASSET_METADATA_COLUMNS",
     "ENTRY_METADATA_COLUMNS",
     "AssetRow",
-    "DiscoveryWindow",
     "EntryRow",
     "RunRow",
-    "asset_fields_from_wire",
-    "bytes_saved_for",
+    "asset_columns",
     "entry_fields_from_wire",
+    "parse_asset",
     "scrub_secrets",
 ]
 
 QUIZ_CAPABILITY = "quiz.quiz"
 EXTERNAL_MEDIA_TYPE = "externalMedia.externalMedia"
-ASSET_KINDS = ("flavor", "caption", "attachment", "thumb")
-
-_ID_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
-_MAX_TIME = 1 << 40  # far beyond any real Unix time; rejects garbage like 1e300
 _SECRET_KEY_RE = re.compile(r"(^ks$|secret|token|password|privileges)", re.IGNORECASE)
 _KS_IN_URL_RE = re.compile(r"(/ks/)[^/?#]+|([?&]ks=)[^&#]+", re.IGNORECASE)
 
@@ -96,74 +91,21 @@ ASSET_METADATA_COLUMNS: tuple[str, ...] = (
 )
 
 
-def _bad(obj_id: Any, name: str, value: Any, expected: str) -> InvalidEntryData:
-    shown = repr(value)
-    if len(shown) > 60:
-        shown = shown[:57] + "..."
-    who = f"entry {obj_id}" if isinstance(obj_id, str) and _ID_RE.match(obj_id) else "object"
-    return InvalidEntryData(f"{who}: field {name!r} must be {expected}, got {shown}")
-
-
-def _int(obj: Mapping[str, Any], name: str, *, required: bool = False, time: bool = False):
-    value = obj.get(name)
-    if value is None or value == "":
-        if required:
-            raise _bad(obj.get("id"), name, value, "present")
-        return None
-    if isinstance(value, bool):
-        raise _bad(obj.get("id"), name, value, "an integer")
-    if isinstance(value, int):
-        out = value
-    elif isinstance(value, float) and value.is_integer():
-        out = int(value)
-    elif isinstance(value, str) and re.fullmatch(r"-?\d{1,19}", value.strip()):
-        out = int(value.strip())
-    else:
-        raise _bad(obj.get("id"), name, value, "an integer")
-    if time and not (0 <= out < _MAX_TIME):
-        raise _bad(obj.get("id"), name, value, "a Unix time")
-    if not time and abs(out) >= 1 << 63:
-        raise _bad(obj.get("id"), name, value, "a 64-bit integer")
-    return out
-
-
-def _str(obj: Mapping[str, Any], name: str) -> str | None:
-    value = obj.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise _bad(obj.get("id"), name, value, "a string")
-    return str(value)
-
-
-def _enum(obj: Mapping[str, Any], name: str) -> str | None:
-    """Core enums arrive as ints, plugin enums as strings; store both as text."""
-    value = obj.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise _bad(obj.get("id"), name, value, "an enum value")
-    return str(value).strip()
-
-
-def _bool(obj: Mapping[str, Any], name: str) -> bool:
-    value = obj.get(name)
-    if value is None:
-        return False
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        return value != 0
-    if isinstance(value, str) and value.strip().lower() in ("1", "true", "0", "false", ""):
-        return value.strip().lower() in ("1", "true")
-    raise _bad(obj.get("id"), name, value, "a boolean")
+def _field(obj: Mapping[str, Any], read: Any, name: str, **kw: Any) -> Any:
+    """``read(obj[name])`` with the entry's id in the error (one clear line)."""
+    try:
+        return read(obj.get(name), name, **kw)
+    except rules.WireValueError as exc:
+        obj_id = obj.get("id")
+        who = f"entry {obj_id}" if rules.is_valid_id(obj_id) else "object"
+        raise InvalidEntryData(f"{who}: {exc}") from None
 
 
 def _check_id(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not _ID_RE.match(value):
-        shown = repr(value)[:60]
-        raise InvalidEntryData(f"{what} has a missing or malformed id: {shown}")
-    return value
+    try:
+        return rules.check_id(value, what)
+    except rules.WireValueError as exc:
+        raise InvalidEntryData(str(exc)) from None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -214,32 +156,38 @@ def entry_fields_from_wire(obj: Any) -> dict[str, Any]:
     for name in ("parentEntryId", "rootEntryId"):
         if obj.get(name) not in (None, ""):
             _check_id(obj.get(name), f"entry {entry_id} {name}")
-    last_played = _int(obj, "lastPlayedAt", time=True)
-    entry_type = _enum(obj, "type")
-    capabilities = _str(obj, "capabilities")
-    fields_ = {
+    wint, wstr, wenum = rules.wire_int, rules.wire_str, rules.wire_enum
+    entry_type = _field(obj, wenum, "type")
+    capabilities = _field(obj, wstr, "capabilities")
+    created = _field(obj, wint, "createdAt", time=True)
+    if created is None:
+        raise InvalidEntryData(f"entry {entry_id}: field 'createdAt' must be present, got None")
+    status = _field(obj, wenum, "status")
+    if status is None:
+        raise InvalidEntryData(f"entry {entry_id}: field 'status' must be present, got None")
+    return {
         "id": entry_id,
-        "partner_id": _int(obj, "partnerId"),
-        "name": _str(obj, "name"),
-        "owner": _str(obj, "userId"),
-        "creator_id": _str(obj, "creatorId"),
-        "media_type": _int(obj, "mediaType"),
+        "partner_id": _field(obj, wint, "partnerId"),
+        "name": _field(obj, wstr, "name"),
+        "owner": _field(obj, wstr, "userId"),
+        "creator_id": _field(obj, wstr, "creatorId"),
+        "media_type": _field(obj, wint, "mediaType"),
         "entry_type": entry_type,
-        "source_type": _enum(obj, "sourceType"),
-        "external_source_type": _enum(obj, "externalSourceType"),
-        "status": _enum(obj, "status"),
-        "created_at": _int(obj, "createdAt", required=True, time=True),
-        "updated_at": _int(obj, "updatedAt", time=True),
-        "last_played_at": last_played or None,
-        "plays": _int(obj, "plays"),
-        "duration": _int(obj, "duration"),
-        "parent_id": _str(obj, "parentEntryId") or None,
-        "root_entry_id": _str(obj, "rootEntryId") or None,
+        "source_type": _field(obj, wenum, "sourceType"),
+        "external_source_type": _field(obj, wenum, "externalSourceType"),
+        "status": status,
+        "created_at": created,
+        "updated_at": _field(obj, wint, "updatedAt", time=True),
+        "last_played_at": _field(obj, wint, "lastPlayedAt", time=True) or None,
+        "plays": _field(obj, wint, "plays"),
+        "duration": _field(obj, wint, "duration"),
+        "parent_id": _field(obj, wstr, "parentEntryId") or None,
+        "root_entry_id": _field(obj, wstr, "rootEntryId") or None,
         "capabilities": capabilities,
-        "categories": _str(obj, "categories"),
-        "categories_ids": _str(obj, "categoriesIds"),
-        "tags": _str(obj, "tags"),
-        "display_in_search": _int(obj, "displayInSearch"),
+        "categories": _field(obj, wstr, "categories"),
+        "categories_ids": _field(obj, wstr, "categoriesIds"),
+        "tags": _field(obj, wstr, "tags"),
+        "display_in_search": _field(obj, wint, "displayInSearch"),
         "raw": _raw_json(obj),
         "is_quiz": int(_csv_has(capabilities, QUIZ_CAPABILITY)),
         "is_external": int(
@@ -247,65 +195,33 @@ def entry_fields_from_wire(obj: Any) -> dict[str, Any]:
             or obj.get("objectType") == "KalturaExternalMediaEntry"
         ),
     }
-    if fields_["status"] is None:
-        raise _bad(entry_id, "status", None, "present")
-    return fields_
 
 
-def asset_fields_from_wire(
-    kind: str, obj: Any, *, owner_entry_id: str | None = None
-) -> dict[str, Any]:
-    """Check and convert one wire asset into `assets` metadata columns.
+def parse_asset(kind: str, obj: Any, *, owner: str | None = None) -> rules.Asset:
+    """rules.parse_asset with errors as InvalidEntryData (one clear line)."""
+    try:
+        return rules.parse_asset(kind, obj, owner=owner)
+    except rules.WireValueError as exc:
+        raise InvalidEntryData(str(exc)) from None
 
-    size_bytes = sizeInBytes when > 0, else size (KB) x 1024. is_source = isOriginal, or
-    flavorParamsId 0 on a flavor. ``owner_entry_id`` is set when a child entry owns the asset.
-    """
-    if kind not in ASSET_KINDS:
-        raise InvalidEntryData(f"unknown asset kind {kind!r}")
-    if not isinstance(obj, Mapping):
-        raise InvalidEntryData(f"{kind} asset must be an object, got {type(obj).__name__}")
-    asset_id = _check_id(obj.get("id"), f"{kind} asset")
-    size_in_bytes = _int(obj, "sizeInBytes") or 0
-    size_kb = obj.get("size")
-    if size_kb is not None and (isinstance(size_kb, bool) or not isinstance(size_kb, int | float)):
-        size_kb = _int(obj, "size")
-    if size_in_bytes < 0 or (size_kb is not None and size_kb < 0):
-        raise _bad(asset_id, "size", size_kb, "a non-negative size")
-    size_bytes = size_in_bytes if size_in_bytes > 0 else int((size_kb or 0) * 1024)
-    flavor_params_id = _int(obj, "flavorParamsId")
-    language = _str(obj, "languageCode") or _str(obj, "language")
+
+def asset_columns(asset: rules.Asset, *, top_entry: str, is_source: bool) -> dict[str, Any]:
+    """`assets` metadata columns of a parsed asset filed under ``top_entry``; its owner is
+    recorded only when a child entry owns it. ``is_source`` comes from rules.find_source
+    over the owner's flavors, never from one asset alone."""
     return {
-        "id": asset_id,
-        "owner_entry_id": owner_entry_id,
-        "kind": kind,
-        "is_source": int(kind == "flavor" and (_bool(obj, "isOriginal") or flavor_params_id == 0)),
-        "flavor_params_id": flavor_params_id,
-        "status": _enum(obj, "status"),
-        "size_bytes": size_bytes,
-        "file_ext": _str(obj, "fileExt"),
-        "language": language,
-        "tags": _str(obj, "tags"),
-        "raw": _raw_json(obj),
+        "id": asset.id,
+        "owner_entry_id": None if asset.owner == top_entry else asset.owner,
+        "kind": asset.kind,
+        "is_source": int(is_source),
+        "flavor_params_id": asset.flavor_params_id,
+        "status": asset.status,
+        "size_bytes": asset.size_bytes,
+        "file_ext": asset.file_ext,
+        "language": asset.language,
+        "tags": asset.tags_text,
+        "raw": _raw_json(asset.raw),
     }
-
-
-def bytes_saved_for(action: str | None, assets: Iterable[Mapping[str, Any] | AssetRow]) -> int:
-    """Bytes an action frees, children's assets included (transitions.BYTES_SAVED_SQL in SQL).
-
-    delete_entry: every asset (flavors, captions, attachments, thumbnails);
-    delete_flavors: every non-source flavor; no action: 0.
-    """
-    if action is None:
-        return 0
-    total = 0
-    for a in assets:
-        kind = a["kind"] if isinstance(a, Mapping) else a.kind
-        is_source = a["is_source"] if isinstance(a, Mapping) else a.is_source
-        size = a["size_bytes"] if isinstance(a, Mapping) else a.size_bytes
-        if action == Action.DELETE_FLAVORS and (kind != "flavor" or is_source):
-            continue
-        total += int(size or 0)
-    return total
 
 
 def _row_dict(row: sqlite3.Row | Mapping[str, Any]) -> dict[str, Any]:
@@ -356,6 +272,8 @@ class EntryRow:
     deleted_at: int | None = None
     gone_at: int | None = None
     attempts: int = 0
+    backup_attempts: int = 0
+    delete_attempts: int = 0
     last_error: str | None = None
     lease_owner: int | None = None
     lease_expires_at: int | None = None
@@ -367,6 +285,16 @@ class EntryRow:
     refreshed_at: int | None = None
     exempt_by: str | None = None
     delete_mode: str | None = None
+    archive_uri: str | None = None
+    recycled_at: int | None = None
+    purge_at: int | None = None
+    stripped_at: int | None = None
+    bytes_freed: int | None = None
+    held_reason: str | None = None
+    held_at: int | None = None
+    notified_at: int | None = None
+    restored_at: int | None = None
+    new_entry_id: str | None = None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row | Mapping[str, Any]) -> EntryRow:
@@ -410,6 +338,23 @@ class AssetRow:
     sha256: str | None = None
     verified_at: int | None = None
     backup_state: AssetBackupState = AssetBackupState.PENDING
+    store_checksum: str | None = None
+    removed_at: int | None = None
+
+    @property
+    def owner(self) -> str:
+        """The entry that owns the asset: a multi-stream child, or the row's entry."""
+        return self.owner_entry_id or self.entry_id
+
+    def wire(self) -> dict[str, Any]:
+        """The asset's last fetched wire object ({} if none was stored)."""
+        return dict(rules.raw_json(self.raw))
+
+    @property
+    def updated_at(self) -> int | None:
+        """Kaltura's updatedAt of the asset (from its wire object), when readable."""
+        value = self.wire().get("updatedAt")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row | Mapping[str, Any]) -> AssetRow:
@@ -436,32 +381,4 @@ class RunRow:
         d = _row_dict(row)
         d["args"] = json.loads(d["args"]) if d.get("args") else None
         d["counts"] = json.loads(d["counts"]) if d.get("counts") else None
-        return cls(**d)
-
-
-@dataclass(slots=True)
-class DiscoveryWindow:
-    """One createdAt window [lo, hi] of a discovery generation, with its resume cursor.
-
-    ``seen_ids_at_cursor``: ids already stored whose createdAt == cursor_created_at, so the next
-    page (createdAtGreaterThanOrEqual=cursor) can skip them. ``id`` None = not saved yet.
-    """
-
-    generation: int
-    lo: int
-    hi: int
-    scope: str = "default"
-    split_field: str = "createdAt"
-    cursor_created_at: int | None = None
-    seen_ids_at_cursor: list[str] = field(default_factory=list)
-    total_count: int | None = None
-    status: str = "pending"  # pending | done | failed
-    pages: int = 0
-    updated_at: int | None = None
-    id: int | None = None
-
-    @classmethod
-    def from_row(cls, row: sqlite3.Row | Mapping[str, Any]) -> DiscoveryWindow:
-        d = _row_dict(row)
-        d["seen_ids_at_cursor"] = list(json.loads(d.get("seen_ids_at_cursor") or "[]"))
         return cls(**d)

@@ -4,15 +4,18 @@ Functions (async; ``store`` is a :class:`kretain.store.db.Store`):
   entries
     get_entry(store, entry_id) -> EntryRow | None
     entries_in_state(store, state, *, action=None, limit=None) -> list[EntryRow]
+    entries_after(store, state, after_id, limit) -> list[EntryRow]     keyset paging by id
+    archive_uris(store, state) -> set[str | None]   the archives rows in a state went to
     refresh_entries(store, fields_list, *, run_id, now=None) -> list[str]
         overwrite metadata of KNOWN entries (e.g. the re-fetch before a delete); returns the ids
         that are not in the store (new entries enter only through transitions.admit)
   assets
     replace_assets(store, entry_id, assets, *, now=None) -> None
-    replace_assets_many(store, {entry_id: assets}, *, now=None) -> None   (one transaction)
         make the stored asset set of ``entry_id`` equal ``assets`` (dicts from
-        models.asset_fields_from_wire); keeps backup progress of unchanged assets, resets it when
-        an asset's size changed; updates the entry's asset_count, bytes_total, bytes_saved
+        models.asset_columns); keeps backup progress of unchanged assets, resets it when
+        an asset's size changed; sets the entry's asset_count, bytes_total, bytes_saved
+    replace_assets_many(store, {entry_id: assets}, *, now=None) -> None   (one transaction)
+        the same for many entries, leaving the totals to the caller
     refresh_entries_job(...), replace_assets_job(...)
         the same writes as jobs for Store.write, so a caller can make several one transaction
     assets_of(store, entry_id) -> list[AssetRow]
@@ -21,17 +24,20 @@ Functions (async; ``store`` is a :class:`kretain.store.db.Store`):
         ``asset`` is an AssetRow or its key, (entry_id, asset_id))
   reports
     counts_by_state(store) -> dict[str, int]
+    count_exhausted(store, state, max_attempts, *, action=None) -> int
     status_rows(store) -> list[StatusRow]      entries and bytes by state, policy and action
   runs
     start_run(store, command, args, *, as_of=None, pid=None, now=None) -> int   (secrets dropped)
     finish_run(store, run_id, status, counts, *, now=None) -> None
     get_run(store, run_id) -> RunRow | None
     recent_runs(store, limit=10) -> list[RunRow]
-  discovery windows
-    save_window(store, window, *, now=None) -> DiscoveryWindow      (insert or update; sets id)
-    load_windows(store, generation, *, scope=None, status=None) -> list[DiscoveryWindow]
+    running_runs(store, *, except_id=None) -> list[int]
+  discovery
+    seed_window, unfinished_windows, window_counts, save_window_cursor, fail_window,
+    split_window      discovery's windows and cursors
+    states_of(store, ids) -> {id: State};  unseen_since(store, states, first_run) -> rows
   meta
-    get_meta(store, key) -> str | None;  set_meta(store, key, value) -> None
+    get_meta(store, key) -> str | None;  set_meta(store, key, value | None);  set_meta_many
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kretain import rules
 from kretain.errors import StoreError
 from kretain.store.db import Store
 from kretain.store.db import now as _wall_now
@@ -50,35 +57,45 @@ from kretain.store.models import (
     ASSET_METADATA_COLUMNS,
     ENTRY_METADATA_COLUMNS,
     AssetRow,
-    DiscoveryWindow,
     EntryRow,
     RunRow,
     scrub_secrets,
 )
-from kretain.store.states import Action, AssetBackupState, State
-from kretain.store.transitions import BYTES_SAVED_SQL, Job, as_write
+from kretain.store.states import ATTEMPTS_COLUMN, Action, AssetBackupState, State
+from kretain.store.transitions import Job, as_write
 
 __all__ = [
     "StatusRow",
+    "archive_uris",
     "assets_of",
+    "count_exhausted",
     "counts_by_state",
+    "entries_after",
     "entries_in_state",
+    "fail_window",
     "finish_run",
     "get_entry",
     "get_meta",
     "get_run",
-    "load_windows",
     "recent_runs",
     "refresh_entries",
     "refresh_entries_job",
     "replace_assets",
     "replace_assets_job",
     "replace_assets_many",
-    "save_window",
+    "running_runs",
+    "save_window_cursor",
+    "seed_window",
     "set_meta",
+    "set_meta_many",
+    "split_window",
     "start_run",
+    "states_of",
     "status_rows",
+    "unfinished_windows",
+    "unseen_since",
     "update_asset_backup",
+    "window_counts",
 ]
 
 
@@ -104,6 +121,25 @@ async def entries_in_state(
         sql += " LIMIT ?"
         params.append(limit)
     return [EntryRow.from_row(r) for r in await store.fetchall(sql, params)]
+
+
+async def entries_after(
+    store: Store, state: State | str, after_id: str, limit: int
+) -> list[EntryRow]:
+    """A page of rows in ``state`` with ids after ``after_id``, in id order (keyset paging)."""
+    rows = await store.fetchall(
+        "SELECT * FROM entries WHERE state = ? AND id > ? ORDER BY id LIMIT ?",
+        (str(State(state)), after_id, limit),
+    )
+    return [EntryRow.from_row(r) for r in rows]
+
+
+async def archive_uris(store: Store, state: State | str) -> set[str | None]:
+    """The archives rows in ``state`` were backed up to (None: not recorded)."""
+    rows = await store.fetchall(
+        "SELECT DISTINCT archive_uri FROM entries WHERE state = ?", (str(State(state)),)
+    )
+    return {r[0] for r in rows}
 
 
 def refresh_entries_job(
@@ -154,20 +190,38 @@ _BACKUP_RESET = (
 async def replace_assets(
     store: Store, entry_id: str, assets: Sequence[Mapping[str, Any]], *, now: int | None = None
 ) -> None:
-    await replace_assets_many(store, {entry_id: assets}, now=now)
+    """Make the entry's stored assets equal ``assets`` (asset column dicts) and set its
+    asset_count, bytes_total and bytes_saved by the rulebook, in one transaction."""
+    when = _wall_now() if now is None else now
+
+    def write(conn: sqlite3.Connection) -> None:
+        replace_assets_job({entry_id: assets}, now=when)(conn)
+        row = conn.execute("SELECT action FROM entries WHERE id = ?", (entry_id,)).fetchone()
+        stored = [
+            AssetRow.from_row(r)
+            for r in conn.execute("SELECT * FROM assets WHERE entry_id = ?", (entry_id,))
+        ]
+        saved = rules.bytes_freed_by(
+            row["action"], stored, source_known=rules.sources_known(stored)
+        )
+        conn.execute(
+            "UPDATE entries SET asset_count = ?, bytes_total = ?, bytes_saved = ?, "
+            "refreshed_at = ? WHERE id = ?",
+            (len(stored), sum(a.size_bytes for a in stored), saved, when, entry_id),
+        )
+
+    await store.write(write)
 
 
 def replace_assets_job(
     assets_by_entry: Mapping[str, Sequence[Mapping[str, Any]]],
     *,
     now: int | None = None,
-    update_totals: bool = True,
 ) -> Job[None]:
-    """replace_assets for many entries in one transaction and a handful of statements.
-
-    update_totals=False leaves asset_count, bytes_total and bytes_saved to the caller, which
-    sets them in the same statement as its state move (one row rewrite instead of two).
-    """
+    """Make the stored asset set of each entry equal the given one, in one transaction and a
+    handful of statements. Backup progress of an asset is kept unless its size changed.
+    The entries' asset_count, bytes_total and bytes_saved are the caller's (sizing sets them
+    in the same statement as its state move: one row rewrite instead of two)."""
     cols = ["entry_id", *ASSET_METADATA_COLUMNS]
     meta = [c for c in ASSET_METADATA_COLUMNS if c != "id"]
     entry_ids = list(assets_by_entry)
@@ -175,7 +229,6 @@ def replace_assets_job(
         ids = [a["id"] for a in assets]
         if len(set(ids)) != len(ids):
             raise StoreError(f"entry {entry_id}: duplicate asset ids in one replace")
-    when = _wall_now() if now is None else now
 
     def write(conn: sqlite3.Connection) -> None:
         for start in range(0, len(entry_ids), 500):
@@ -208,14 +261,6 @@ def replace_assets_job(
         conn.executemany(
             "DELETE FROM assets WHERE entry_id = ? AND id NOT IN (SELECT id FROM _keep_assets)",
             [(entry_id,) for entry_id in entry_ids],
-        )
-        if not update_totals:
-            return
-        conn.executemany(
-            "UPDATE entries SET asset_count = (SELECT count(*) FROM assets WHERE entry_id = ?1), "
-            "bytes_total = (SELECT coalesce(sum(size_bytes), 0) FROM assets WHERE entry_id = ?1), "
-            f"refreshed_at = ?2, bytes_saved = {BYTES_SAVED_SQL} WHERE id = ?1",
-            [(entry_id, when) for entry_id in entry_ids],
         )
 
     return write
@@ -283,6 +328,21 @@ class StatusRow:
     bytes_total: int
 
 
+async def count_exhausted(
+    store: Store, state: State, max_attempts: int, *, action: Action | None = None
+) -> int:
+    """Rows in a failure state whose counter reached ``max_attempts``: no stage retries them
+    until ``kretain retry`` resets the counter."""
+    counter = ATTEMPTS_COLUMN[state]
+    sql = f"SELECT count(*) FROM entries WHERE state = ? AND {counter} >= ?"
+    params: list[Any] = [str(state), max_attempts]
+    if action is not None:
+        sql += " AND action = ?"
+        params.append(str(action))
+    row = await store.fetchone(sql, params)
+    return int(row[0])
+
+
 async def counts_by_state(store: Store) -> dict[str, int]:
     rows = await store.fetchall("SELECT state, count(*) FROM entries GROUP BY state")
     return {r[0]: r[1] for r in rows}
@@ -343,80 +403,154 @@ async def get_run(store: Store, run_id: int) -> RunRow | None:
     return RunRow.from_row(row) if row else None
 
 
+async def running_runs(store: Store, *, except_id: int | None = None) -> list[int]:
+    """Runs still marked running (other than ``except_id``): with the process lock held,
+    they are runs that died."""
+    rows = await store.fetchall(
+        "SELECT id FROM runs WHERE status = 'running' AND id != ? ORDER BY id",
+        (except_id if except_id is not None else -1,),
+    )
+    return [int(r[0]) for r in rows]
+
+
 async def recent_runs(store: Store, limit: int = 10) -> list[RunRow]:
     rows = await store.fetchall("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,))
     return [RunRow.from_row(r) for r in rows]
 
 
 # ---- discovery windows --------------------------------------------------------------------
-
-_WINDOW_COLS = (
-    "generation",
-    "scope",
-    "lo",
-    "hi",
-    "split_field",
-    "cursor_created_at",
-    "seen_ids_at_cursor",
-    "total_count",
-    "status",
-    "pages",
-    "updated_at",
-)
+# Discovery's createdAt windows and their cursors (kretain/workers/discover.py drives them).
 
 
-async def save_window(
-    store: Store, window: DiscoveryWindow, *, now: int | None = None
-) -> DiscoveryWindow:
-    """Insert (id None) or update the window; keyed also by (generation, scope, lo, hi)."""
-    if window.status not in ("pending", "done", "failed"):
-        raise StoreError(f"bad discovery window status {window.status!r}")
-    window.updated_at = _wall_now() if now is None else now
-    values = [
-        json.dumps(list(window.seen_ids_at_cursor))
-        if c == "seen_ids_at_cursor"
-        else getattr(window, c)
-        for c in _WINDOW_COLS
-    ]
+async def seed_window(
+    store: Store, generation: int, scope: str, lo: int, hi: int, now: int
+) -> None:
+    """The first window of a listing pass, unless the generation has one for it already."""
     async with store.transaction() as conn:
-        if window.id is None:
-            updates = ", ".join(f"{c} = excluded.{c}" for c in _WINDOW_COLS[4:])
+        found = await (
             await conn.execute(
-                f"INSERT INTO discovery_windows ({', '.join(_WINDOW_COLS)}) "
-                f"VALUES ({', '.join('?' * len(_WINDOW_COLS))}) "
-                f"ON CONFLICT (generation, scope, lo, hi) DO UPDATE SET {updates}",
-                values,
+                "SELECT 1 FROM discovery_windows WHERE generation = ? AND scope = ?",
+                (generation, scope),
             )
-            row = await store.fetchone(
-                "SELECT id FROM discovery_windows WHERE generation = ? AND scope = ? "
-                "AND lo = ? AND hi = ?",
-                (window.generation, window.scope, window.lo, window.hi),
+        ).fetchone()
+        if found is None:
+            await conn.execute(
+                "INSERT INTO discovery_windows (generation, scope, lo, hi, updated_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (generation, scope, lo, hi, now),
             )
-            window.id = int(row[0])
-        else:
+
+
+async def unfinished_windows(store: Store, generation: int) -> list[Any]:
+    """Windows of the generation not yet done (failed ones are tried again), in created order."""
+    return await store.fetchall(
+        "SELECT id, scope, lo, hi, split_field, cursor_created_at, seen_ids_at_cursor, pages, "
+        "total_count FROM discovery_windows WHERE generation = ? AND status != 'done' "
+        "ORDER BY lo, id",
+        (generation,),
+    )
+
+
+async def window_counts(store: Store, generation: int) -> tuple[int, int]:
+    """(windows, windows done) of a generation; split parents are not counted."""
+    row = await store.fetchone(
+        "SELECT count(*), coalesce(sum(status = 'done'), 0) FROM discovery_windows "
+        "WHERE generation = ? AND split_field != 'split'",
+        (generation,),
+    )
+    return int(row[0]), int(row[1])
+
+
+async def save_window_cursor(
+    store: Store,
+    window_id: int,
+    *,
+    cursor_created_at: int | None,
+    seen_ids: Sequence[str],
+    split_field: str,
+    total_count: int | None,
+    done: bool,
+    pages: int,
+    now: int,
+) -> None:
+    """A window's cursor after a page (inside the page's transaction, so they agree)."""
+    async with store.transaction() as conn:
+        await conn.execute(
+            "UPDATE discovery_windows SET cursor_created_at = ?, seen_ids_at_cursor = ?, "
+            "split_field = ?, total_count = coalesce(total_count, ?), status = ?, pages = ?, "
+            "updated_at = ? WHERE id = ?",
+            (
+                cursor_created_at,
+                json.dumps(list(seen_ids)),
+                split_field,
+                total_count,
+                "done" if done else "pending",
+                pages,
+                now,
+                window_id,
+            ),
+        )
+
+
+async def fail_window(store: Store, window_id: int, now: int) -> None:
+    async with store.transaction() as conn:
+        await conn.execute(
+            "UPDATE discovery_windows SET status = 'failed', updated_at = ? WHERE id = ?",
+            (now, window_id),
+        )
+
+
+async def split_window(
+    store: Store,
+    window_id: int,
+    generation: int,
+    scope: str,
+    halves: Sequence[tuple[int, int]],
+    total_count: int | None,
+    pages: int,
+    now: int,
+) -> list[tuple[int, tuple[int, int]]]:
+    """Replace a window over the cap by its halves; returns (id, (lo, hi)) of halves created."""
+    created: list[tuple[int, tuple[int, int]]] = []
+    async with store.transaction() as conn:
+        await conn.execute(
+            "UPDATE discovery_windows SET status = 'done', split_field = 'split', "
+            "total_count = ?, pages = ?, updated_at = ? WHERE id = ?",
+            (total_count, pages, now, window_id),
+        )
+        for lo, hi in halves:
             cur = await conn.execute(
-                f"UPDATE discovery_windows SET {', '.join(f'{c} = ?' for c in _WINDOW_COLS)} "
-                "WHERE id = ?",
-                [*values, window.id],
+                "INSERT INTO discovery_windows (generation, scope, lo, hi, updated_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (generation, scope, lo, hi) DO NOTHING",
+                (generation, scope, lo, hi, now),
             )
-            if cur.rowcount == 0:
-                raise StoreError(f"discovery window {window.id} is not in the store")
-    return window
+            if cur.lastrowid and cur.rowcount:
+                created.append((cur.lastrowid, (lo, hi)))
+    return created
 
 
-async def load_windows(
-    store: Store, generation: int, *, scope: str | None = None, status: str | None = None
-) -> list[DiscoveryWindow]:
-    sql = "SELECT * FROM discovery_windows WHERE generation = ?"
-    params: list[Any] = [generation]
-    if scope is not None:
-        sql += " AND scope = ?"
-        params.append(scope)
-    if status is not None:
-        sql += " AND status = ?"
-        params.append(status)
-    rows = await store.fetchall(sql + " ORDER BY lo, hi, id", params)
-    return [DiscoveryWindow.from_row(r) for r in rows]
+async def states_of(store: Store, entry_ids: Sequence[str]) -> dict[str, State]:
+    """The current state of each known id (unknown ids are absent)."""
+    out: dict[str, State] = {}
+    ids = list(entry_ids)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        rows = await store.fetchall(
+            f"SELECT id, state FROM entries WHERE id IN ({','.join('?' * len(chunk))})", chunk
+        )
+        out.update({r[0]: State(r[1]) for r in rows})
+    return out
+
+
+async def unseen_since(store: Store, states: Sequence[State], first_run: int) -> list[EntryRow]:
+    """Top-level rows in ``states`` not seen by any run since ``first_run`` (id order)."""
+    marks = ",".join("?" * len(states))
+    rows = await store.fetchall(
+        f"SELECT * FROM entries WHERE state IN ({marks}) AND parent_id IS NULL "
+        "AND (last_seen_run IS NULL OR last_seen_run < ?) ORDER BY id",
+        (*map(str, states), first_run),
+    )
+    return [EntryRow.from_row(r) for r in rows]
 
 
 # ---- meta ---------------------------------------------------------------------------------
@@ -428,9 +562,18 @@ async def get_meta(store: Store, key: str) -> str | None:
 
 
 async def set_meta(store: Store, key: str, value: str | None) -> None:
+    """Set a meta key (None removes it)."""
+    await set_meta_many(store, {key: value})
+
+
+async def set_meta_many(store: Store, values: Mapping[str, str | None]) -> None:
     async with store.transaction() as conn:
-        await conn.execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (key, value),
-        )
+        for key, value in values.items():
+            if value is None:
+                await conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+            else:
+                await conn.execute(
+                    "INSERT INTO meta (key, value) VALUES (?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (key, value),
+                )

@@ -5,23 +5,27 @@ Names:
     Action                     StrEnum: delete_entry | delete_flavors
     AssetBackupState           StrEnum stored in assets.backup_state
     ALLOWED                    dict[State, frozenset[State]]: from-state -> states it may move to
-    TERMINAL                   states no worker leaves on its own (deleted)
+    FINISHED                   what kretain did in Kaltura: deleted, recycled, stripped, restored
+    ATTEMPTS_COLUMN            failing state -> the attempts column it charges
     STATE_TIMESTAMP            state -> per-state timestamp column stamped on arrival
     is_allowed(a, b) -> bool
     check_move(a, b)           raises IllegalTransitionError
 
 Life of a row (``action`` decides the path):
 
-    delete_entry:   candidate -> sized -> downloading -> archived -> deleting -> deleted
-    delete_flavors: candidate -> sized -> deleting -> deleted          (no backup needed)
+    delete_entry:   candidate -> sized -> downloading -> archived -> deleting -> deleted | recycled
+                    (a rule that needs no backup: candidate -> sized -> deleting -> ...)
+    delete_flavors: candidate -> sized -> deleting -> stripped     (the source stays; no backup)
+    restore:        deleted | recycled | stripped -> restoring -> restored (or kept / exempt)
 
     side states: exempt (an exemption applies), kept (no longer qualifies; reason recorded),
-    error (a lookup failed; fail closed, retried next run), failed (backup/delete failed;
-    attempts + last_error, retried up to a limit), gone (vanished from Kaltura).
+    error (a lookup failed; fail closed, retried next run), gone (vanished from Kaltura),
+    backup_failed / delete_failed (that stage failed for this entry: its own attempts counter
+    and last_error; retried up to a limit, never by another stage).
 
-Workers claim rows with a lease (candidate/sized/failed -> downloading/deleting); when a lease
-expires the row returns to ``lease_from_state`` (see transitions.release_expired), which is why
-downloading -> sized/failed and deleting -> sized/archived/failed are allowed.
+Workers claim rows with a lease (e.g. sized -> downloading); when a lease expires the row
+returns to ``lease_from_state`` (see transitions.release_expired), which is why every leased
+state may move back to the states it is claimed from.
 """
 
 from __future__ import annotations
@@ -32,8 +36,9 @@ from kretain.errors import IllegalTransitionError
 
 __all__ = [
     "ALLOWED",
+    "ATTEMPTS_COLUMN",
+    "FINISHED",
     "STATE_TIMESTAMP",
-    "TERMINAL",
     "Action",
     "AssetBackupState",
     "State",
@@ -48,11 +53,16 @@ class State(StrEnum):
     DOWNLOADING = "downloading"
     ARCHIVED = "archived"
     DELETING = "deleting"
-    DELETED = "deleted"
+    DELETED = "deleted"  # baseEntry.delete done
+    RECYCLED = "recycled"  # baseEntry.recycle done: in Kaltura's recycle bin until purge_at
+    STRIPPED = "stripped"  # every non-source flavor deleted; the entry stays
+    RESTORING = "restoring"
+    RESTORED = "restored"  # re-created from the archive (new_entry_id) or flavors rebuilt
     EXEMPT = "exempt"
     KEPT = "kept"
     ERROR = "error"
-    FAILED = "failed"
+    BACKUP_FAILED = "backup_failed"
+    DELETE_FAILED = "delete_failed"
     GONE = "gone"
 
 
@@ -78,33 +88,56 @@ _SIDE = frozenset({S.KEPT, S.EXEMPT, S.ERROR, S.GONE})
 ALLOWED: dict[State, frozenset[State]] = {
     S.CANDIDATE: frozenset({S.SIZED, S.DOWNLOADING, S.DELETING}) | _SIDE,
     S.SIZED: frozenset({S.CANDIDATE, S.DOWNLOADING, S.DELETING}) | _SIDE,
-    S.DOWNLOADING: frozenset({S.ARCHIVED, S.FAILED, S.SIZED, S.CANDIDATE}) | _SIDE,
-    S.ARCHIVED: frozenset({S.DELETING, S.SIZED}) | _SIDE,
-    S.DELETING: frozenset({S.DELETED, S.FAILED, S.ARCHIVED, S.SIZED, S.CANDIDATE}) | _SIDE,
-    S.DELETED: frozenset(),
+    S.DOWNLOADING: frozenset({S.ARCHIVED, S.BACKUP_FAILED, S.SIZED, S.CANDIDATE}) | _SIDE,
+    S.ARCHIVED: frozenset({S.DELETING, S.SIZED, S.CANDIDATE}) | _SIDE,
+    S.DELETING: frozenset(
+        {S.DELETED, S.RECYCLED, S.STRIPPED, S.DELETE_FAILED, S.ARCHIVED, S.SIZED, S.CANDIDATE}
+    )
+    | _SIDE,
+    # A recycled entry whose bin was emptied is deleted; one restored goes through restoring.
+    S.DELETED: frozenset({S.RESTORING}),
+    S.RECYCLED: frozenset({S.DELETED, S.RESTORING}),
+    S.STRIPPED: frozenset({S.RESTORING}),
+    S.RESTORING: frozenset(
+        {S.RESTORED, S.KEPT, S.EXEMPT, S.DELETED, S.RECYCLED, S.STRIPPED, S.ERROR}
+    ),
+    S.RESTORED: frozenset(),
     S.EXEMPT: frozenset({S.CANDIDATE, S.KEPT, S.ERROR, S.GONE}),
     S.KEPT: frozenset({S.CANDIDATE, S.EXEMPT, S.ERROR, S.GONE}),
     S.ERROR: frozenset({S.CANDIDATE, S.SIZED, S.KEPT, S.EXEMPT, S.GONE}),
-    S.FAILED: frozenset({S.DOWNLOADING, S.DELETING, S.SIZED, S.ARCHIVED}) | _SIDE,
+    S.BACKUP_FAILED: frozenset({S.DOWNLOADING, S.SIZED, S.ARCHIVED, S.CANDIDATE}) | _SIDE,
+    S.DELETE_FAILED: frozenset({S.DELETING, S.ARCHIVED, S.SIZED, S.CANDIDATE}) | _SIDE,
     S.GONE: frozenset({S.CANDIDATE, S.KEPT, S.EXEMPT, S.ERROR}),
 }
 
-TERMINAL: frozenset[State] = frozenset({S.DELETED})
+# States a row never leaves by itself, and that discovery never re-classifies: what kretain
+# did to the entry in Kaltura (only an explicit restore moves them on).
+FINISHED: frozenset[State] = frozenset({S.DELETED, S.RECYCLED, S.STRIPPED, S.RESTORED})
 
 # Per-state timestamp columns stamped when a row arrives in that state.
 STATE_TIMESTAMP: dict[State, str] = {
     S.SIZED: "sized_at",
     S.ARCHIVED: "archived_at",
     S.DELETED: "deleted_at",
+    S.RECYCLED: "recycled_at",
+    S.STRIPPED: "stripped_at",
+    S.RESTORED: "restored_at",
     S.GONE: "gone_at",
+}
+
+# The attempts counter a failure in each state charges (failed lookups charge `attempts`).
+ATTEMPTS_COLUMN: dict[State, str] = {
+    S.ERROR: "attempts",
+    S.BACKUP_FAILED: "backup_attempts",
+    S.DELETE_FAILED: "delete_attempts",
 }
 
 
 def is_allowed(from_state: State | str, to_state: State | str) -> bool:
-    """True for a move in ALLOWED, and for staying put in any non-terminal state (re-recording
-    an error or failure, or updating fields: the event is still written)."""
+    """True for a move in ALLOWED, and for staying put in any state that is not finished
+    (re-recording an error or failure, or updating fields: the event is still written)."""
     a, b = State(from_state), State(to_state)
-    return b in ALLOWED[a] or (a == b and a not in TERMINAL)
+    return b in ALLOWED[a] or (a == b and a not in FINISHED)
 
 
 def check_move(from_state: State | str, to_state: State | str) -> None:

@@ -19,19 +19,32 @@ the wall clock, in Unix seconds):
         Atomically pick up to ``limit`` unleased (or lease-expired) rows in ``from_state`` (a
         state or a collection of states), oldest created first, move them to ``to_state`` and
         stamp lease_owner/lease_expires_at/lease_from_state. from == to is a pure lease (no event).
+        ``max_attempts`` skips rows whose failure counter for their state (states.ATTEMPTS_COLUMN)
+        has reached it.
     renew_leases(store, entry_ids, run_id, lease_seconds, *, now=None) -> int
     release_expired(store, now=None) -> int
         Rows whose lease expired go back to lease_from_state (event outcome "lease_expired").
     release_run(store, run_id, *, now=None) -> int
         Same for every lease held by ``run_id`` (clean shutdown, or crash recovery at start-up).
+    release(store, entry_ids, run_id, *, now=None) -> int
+        Same for the given rows, when ``run_id`` still holds them (a worker loop's own rows).
+    reset_attempts(store, entry_ids, state, *, run_id, now=None) -> int
+        Give exhausted rows in a failure state a fresh start (``kretain retry``; an event each).
     record_api_event(store, *, run_id, call, outcome, entry_id=None, asset_id=None,
                      detail=None, now=None) -> None
         Log an API call that changed (or tried to change) something: call="baseentry.delete",
         outcome="ok" | an error code | "not_found" ...
 
-Moves clear the lease. ``error=`` sets last_error and increments attempts (use it for failed and
-error); arriving in sized/archived/deleted resets attempts and last_error. ``updates`` may set only
-the columns in UPDATABLE_COLUMNS (checked, so no caller can write `state` through it).
+Moves clear the lease. ``error=`` sets last_error and increments the attempts counter of the
+target state (attempts for error, backup_attempts for backup_failed, delete_attempts for
+delete_failed); reaching the state a stage exists for resets that stage's counter and last_error
+(sized: attempts, archived: backup_attempts, deleted/recycled/stripped: delete_attempts).
+``updates`` may set only the columns in UPDATABLE_COLUMNS (checked, so no caller can write
+`state` through it).
+
+Every committed move is also one INFO line in the run log (``entry moved``), written after the
+transaction commits (see db.Store.after_commit), so the JSON log holds one line per entry that
+changed state.
 """
 
 from __future__ import annotations
@@ -42,17 +55,24 @@ from dataclasses import dataclass, field
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from kretain.errors import IllegalTransitionError, StateConflictError, StoreError
-from kretain.store.db import Store
+from kretain.store.db import Store, after_commit
 from kretain.store.db import now as _wall_now
 from kretain.store.models import ENTRY_METADATA_COLUMNS, EntryRow
-from kretain.store.states import ALLOWED, STATE_TIMESTAMP, Action, State, check_move
+from kretain.store.states import (
+    ALLOWED,
+    ATTEMPTS_COLUMN,
+    FINISHED,
+    STATE_TIMESTAMP,
+    Action,
+    State,
+    check_move,
+)
 
 T = TypeVar("T")
 P = ParamSpec("P")
 Job = Callable[[sqlite3.Connection], T]  # a write for Store.write
 
 __all__ = [
-    "BYTES_SAVED_SQL",
     "UPDATABLE_COLUMNS",
     "Admission",
     "AdmitResult",
@@ -64,9 +84,11 @@ __all__ = [
     "move_many",
     "move_many_job",
     "record_api_event",
+    "release",
     "release_expired",
     "release_run",
     "renew_leases",
+    "reset_attempts",
 ]
 
 # Columns a move may update alongside the state.
@@ -83,24 +105,30 @@ UPDATABLE_COLUMNS = frozenset(
         "last_error",
         "refreshed_at",
         "last_seen_run",
+        "archive_uri",
+        "purge_at",
+        "bytes_freed",
+        "held_reason",
+        "held_at",
+        "notified_at",
+        "new_entry_id",
     }
 )
 
-# bytes_saved from the stored assets (children's included) and the row's action:
-# delete_entry frees every asset; delete_flavors frees every flavor but the source.
-# models.bytes_saved_for is the same rule in Python.
-BYTES_SAVED_SQL = """
-    CASE WHEN entries.action IS NULL THEN 0 ELSE (
-        SELECT coalesce(sum(a.size_bytes), 0) FROM assets a
-        WHERE a.entry_id = entries.id
-          AND (entries.action = 'delete_entry' OR (a.kind = 'flavor' AND a.is_source = 0))
-    ) END
-"""
-
 _CHUNK = 500  # ids per IN (...) list
-_SUCCESS = frozenset({State.SIZED, State.ARCHIVED, State.DELETED})
-# Rows a worker holds (leased) or that are finished: discovery never re-classifies them.
-_IN_FLIGHT = frozenset({State.DOWNLOADING, State.DELETING, State.DELETED})
+# Reaching these states ends the stage that could fail on the way: its counter starts over.
+_STAGE_DONE: dict[State, str] = {
+    State.SIZED: "attempts",
+    State.ARCHIVED: "backup_attempts",
+    State.DELETED: "delete_attempts",
+    State.RECYCLED: "delete_attempts",
+    State.STRIPPED: "delete_attempts",
+}
+# Rows a worker holds (leased) or that kretain finished: discovery never re-classifies them.
+_IN_FLIGHT = frozenset({State.DOWNLOADING, State.DELETING, State.RESTORING}) | FINISHED
+# Rows with work done for their action (sizes, an archive, a failed attempt): a new action
+# means that work no longer fits, so they start over as candidates.
+_PROGRESSED = frozenset({State.SIZED, State.ARCHIVED, State.BACKUP_FAILED, State.DELETE_FAILED})
 _RECHECK_TO_CANDIDATE = frozenset({State.KEPT, State.EXEMPT, State.ERROR, State.GONE})
 
 
@@ -169,11 +197,13 @@ def _set_clause(
         sets.insert(0, f"{column} = CASE WHEN state = ? THEN {column} ELSE ? END")
         params[:0] = [to, when]
     if error is not None:
-        sets.append("attempts = attempts + 1")
+        counter = ATTEMPTS_COLUMN.get(to_state)
+        if counter is not None:
+            sets.append(f"{counter} = {counter} + 1")
         sets.append("last_error = ?")
         params.append(error)
-    elif to_state in _SUCCESS:
-        sets.append("attempts = 0")
+    elif to_state in _STAGE_DONE:
+        sets.append(f"{_STAGE_DONE[to_state]} = 0")
         sets.append("last_error = NULL")
     for name, value in upd.items():  # names checked against UPDATABLE_COLUMNS
         sets.append(f"{name} = ?")
@@ -197,6 +227,14 @@ _EVENT_SQL = (
     "INSERT INTO events (time, run_id, entry_id, asset_id, kind, from_state, to_state, action,"
     " outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+
+
+def _write_events(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Append state events, and hand them to the run log once the transaction commits."""
+    if not rows:
+        return
+    conn.executemany(_EVENT_SQL, rows)
+    after_commit(conn, rows)
 
 
 def move_many_job(
@@ -264,8 +302,8 @@ def move_many_job(
             ],
         )
         action_after = upd.get("action", ...)
-        conn.executemany(
-            _EVENT_SQL,
+        _write_events(
+            conn,
             [
                 (
                     when,
@@ -346,7 +384,8 @@ async def claim(
     """Lease up to ``limit`` rows: move them from_state -> to_state stamped with ``run_id``.
 
     Skips rows leased by anyone whose lease has not expired. ``action`` restricts to rows with
-    that action; ``max_attempts`` skips rows with attempts >= it (retry limit for failed rows).
+    that action; ``max_attempts`` skips rows whose failure counter for their state has reached
+    it (the retry limit of a stage; states.ATTEMPTS_COLUMN).
     Returns the claimed rows as they are after the move.
     """
     froms = _states(from_state)
@@ -363,8 +402,11 @@ async def claim(
         where.append("action = ?")
         params.append(str(Action(action)))
     if max_attempts is not None:
-        where.append("attempts < ?")
-        params.append(max_attempts)
+        for state in froms:
+            counter = ATTEMPTS_COLUMN.get(state)
+            if counter is not None:
+                where.append(f"(state != ? OR {counter} < ?)")
+                params += [str(state), max_attempts]
 
     def write(conn: sqlite3.Connection) -> list[Any]:
         rows = conn.execute(
@@ -388,8 +430,8 @@ async def claim(
         )
         moved = [r for r in rows if r["state"] != str(to)]
         if moved:
-            conn.executemany(
-                _EVENT_SQL,
+            _write_events(
+                conn,
                 [
                     (
                         when,
@@ -437,24 +479,24 @@ async def renew_leases(
 
 
 async def _release(store: Store, where: str, params: Sequence[Any], when: int, why: str) -> int:
-    async with store.transaction() as conn:
-        rows = await store.fetchall(
+    def write(conn: sqlite3.Connection) -> int:
+        rows = conn.execute(
             f"SELECT id, state, action, lease_owner, lease_from_state FROM entries WHERE {where}",
             params,
-        )
+        ).fetchall()
         for r in rows:
             back = State(r["lease_from_state"] or r["state"])
             if back != State(r["state"]) and back not in ALLOWED[State(r["state"])]:
                 raise IllegalTransitionError(f"lease release {r['state']} -> {back} not allowed")
-        await conn.executemany(
+        conn.executemany(
             "UPDATE entries SET state = coalesce(lease_from_state, state), "
             "state_changed_at = CASE WHEN lease_from_state IS NULL OR lease_from_state = state "
             "THEN state_changed_at ELSE ? END, "
             "lease_owner = NULL, lease_expires_at = NULL, lease_from_state = NULL WHERE id = ?",
             [(when, r["id"]) for r in rows],
         )
-        await conn.executemany(
-            _EVENT_SQL,
+        _write_events(
+            conn,
             [
                 (
                     when,
@@ -472,7 +514,9 @@ async def _release(store: Store, where: str, params: Sequence[Any], when: int, w
                 if (r["lease_from_state"] or r["state"]) != r["state"]
             ],
         )
-    return len(rows)
+        return len(rows)
+
+    return await store.write(write)
 
 
 async def release_expired(store: Store, now: int | None = None) -> int:
@@ -487,6 +531,70 @@ async def release_run(store: Store, run_id: int, *, now: int | None = None) -> i
     """Return every row leased by ``run_id`` to the state it was claimed from."""
     when = _wall_now() if now is None else now
     return await _release(store, "lease_owner = ?", [run_id], when, "lease_released")
+
+
+async def release(
+    store: Store, entry_ids: Collection[str], run_id: int, *, now: int | None = None
+) -> int:
+    """Return the given rows that ``run_id`` still leases to the state they were claimed from."""
+    when = _wall_now() if now is None else now
+    ids = list(entry_ids)
+    released = 0
+    for chunk in _chunks(ids):
+        released += await _release(
+            store,
+            f"lease_owner = ? AND id IN ({_marks(len(chunk))})",
+            [run_id, *chunk],
+            when,
+            "lease_released",
+        )
+    return released
+
+
+async def reset_attempts(
+    store: Store,
+    entry_ids: Collection[str] | None,
+    state: State | str,
+    *,
+    run_id: int | None,
+    now: int | None = None,
+) -> list[str]:
+    """Reset the failure counter of rows in ``state`` (a failure state; all of them when
+    ``entry_ids`` is None), so the stage tries them again. One admin event per row."""
+    failing = State(state)
+    counter = ATTEMPTS_COLUMN.get(failing)
+    if counter is None:
+        raise StoreError(f"{failing} has no attempts counter")
+    when = _wall_now() if now is None else now
+
+    def write(conn: sqlite3.Connection) -> list[str]:
+        if entry_ids is None:
+            rows = conn.execute(
+                f"SELECT id, action, {counter} FROM entries WHERE state = ? AND {counter} > 0",
+                (str(failing),),
+            ).fetchall()
+        else:
+            rows = []
+            for chunk in _chunks(list(entry_ids)):
+                rows += conn.execute(
+                    f"SELECT id, action, {counter} FROM entries WHERE state = ? "
+                    f"AND {counter} > 0 AND id IN ({_marks(len(chunk))})",
+                    (str(failing), *chunk),
+                ).fetchall()
+        conn.executemany(
+            f"UPDATE entries SET {counter} = 0 WHERE id = ?", [(r["id"],) for r in rows]
+        )
+        conn.executemany(
+            _EVENT_SQL,
+            [
+                (when, run_id, r["id"], None, "admin", str(failing), str(failing), r["action"],
+                 "attempts_reset", f"{counter} was {r[2]}")
+                for r in rows
+            ],
+        )  # fmt: skip
+        return [r["id"] for r in rows]
+
+    return await store.write(write)
 
 
 async def record_api_event(
@@ -565,10 +673,17 @@ class AdmitResult:
 _META_COLS = [c for c in ENTRY_METADATA_COLUMNS if c != "id"]
 
 
-def _target_for(current: State, wanted: State) -> State:
-    """Where a known row should go when the policy now says ``wanted``."""
+def _target_for(
+    current: State, wanted: State, current_action: str | None, wanted_action: str | None
+) -> State:
+    """Where a known row should go when the policy now says ``wanted``: a qualifying row keeps
+    its progress unless its action changed (then its sizes or archive no longer fit)."""
     if wanted == State.CANDIDATE:
-        return State.CANDIDATE if current in _RECHECK_TO_CANDIDATE else current
+        if current in _RECHECK_TO_CANDIDATE:
+            return State.CANDIDATE
+        if current in _PROGRESSED and current_action != wanted_action:
+            return State.CANDIDATE
+        return current
     return wanted
 
 
@@ -577,9 +692,13 @@ async def admit(
 ) -> AdmitResult:
     """Insert or refresh entries from discovery in one transaction (see module docstring).
 
-    Known rows in downloading/deleting/deleted keep their state, policy and action (a worker
-    holds them, and the delete worker re-checks right before acting); only metadata is refreshed.
-    Qualifying rows already in progress (sized, archived, failed) keep their progress.
+    Known rows a worker holds (downloading, deleting, restoring) or that kretain finished
+    (deleted, recycled, stripped, restored) keep their state, policy and action; only metadata
+    is refreshed (the delete stage re-checks right before acting). Qualifying rows already in
+    progress (sized, archived, backup_failed, delete_failed) keep their progress, unless their
+    action changed: they go back to candidate and are sized again. bytes_saved is sizing's
+    (kretain.rules.bytes_freed_by): 0 for a row that no longer has an action, NULL until a
+    re-classified row is sized again.
     """
     when = _wall_now() if now is None else now
     result = AdmitResult()
@@ -621,8 +740,8 @@ async def admit(
                 for a in new
             ],
         )
-        conn.executemany(
-            _EVENT_SQL,
+        _write_events(
+            conn,
             [
                 (
                     when,
@@ -654,7 +773,8 @@ async def admit(
                 result.in_flight.append(entry_id)
                 refresh_only.append((*meta, run_id, when, entry_id))
                 continue
-            target = _target_for(cur_state, a.state)
+            new_action = a.action and str(a.action)
+            target = _target_for(cur_state, a.state, current[entry_id]["action"], new_action)
             moved = target != cur_state
             if moved:
                 check_move(cur_state, target)
@@ -688,6 +808,11 @@ async def admit(
                     when if moved else None,
                     str(target) if (moved and ts_col) else None,
                     when,
+                    new_action,
+                    int(moved and target == State.CANDIDATE),
+                    int(moved),
+                    int(moved),
+                    int(moved),
                     entry_id,
                 )
             )
@@ -699,18 +824,18 @@ async def admit(
             f"UPDATE entries SET {meta_sql}, last_seen_run = ?, refreshed_at = ?, policy = ?, "
             "action = ?, reason = ?, exempt_by = ?, state = ?, "
             "state_changed_at = coalesce(?, state_changed_at), "
-            "gone_at = CASE WHEN ? = 'gone' THEN ? ELSE gone_at END WHERE id = ?",
+            "gone_at = CASE WHEN ? = 'gone' THEN ? ELSE gone_at END, "
+            "bytes_saved = CASE WHEN ? IS NULL THEN (CASE WHEN asset_count IS NULL THEN NULL "
+            "ELSE 0 END) WHEN ? THEN NULL ELSE bytes_saved END, "
+            # A verdict that moves the row ends any worker's lease on it: the worker's own
+            # move then finds the row elsewhere and leaves it, and no release undoes it.
+            "lease_owner = CASE WHEN ? THEN NULL ELSE lease_owner END, "
+            "lease_expires_at = CASE WHEN ? THEN NULL ELSE lease_expires_at END, "
+            "lease_from_state = CASE WHEN ? THEN NULL ELSE lease_from_state END WHERE id = ?",
             reclassify,
         )
-        conn.executemany(_EVENT_SQL, events)
-        known = [i for i in items if i in current]
-        for chunk in _chunks(known):
-            conn.execute(
-                f"UPDATE entries SET bytes_saved = {BYTES_SAVED_SQL} "
-                f"WHERE asset_count IS NOT NULL AND id IN ({_marks(len(chunk))})",
-                chunk,
-            )
-        result.refreshed = len(known)
+        _write_events(conn, events)
+        result.refreshed = sum(1 for i in items if i in current)
 
     await store.write(write)
     return result

@@ -27,27 +27,28 @@ new generation (a refresh of everything known).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 import structlog
 
+from kretain import rules
 from kretain.errors import InvalidEntryData
-from kretain.kaltura.client import KalturaClient
 from kretain.kaltura.errors import KalturaError
 from kretain.policy import Policy, evaluate, facts_from_fields
-from kretain.store import transitions
+from kretain.rules import NON_READY_STATUSES
+from kretain.store import queries, transitions
 from kretain.store.db import Store
 from kretain.store.db import now as wall_now
-from kretain.store.models import ENTRY_METADATA_COLUMNS, entry_fields_from_wire
+from kretain.store.models import ENTRY_METADATA_COLUMNS, EntryRow, entry_fields_from_wire
 from kretain.store.states import ALLOWED, State
+from kretain.workers.context import RunContext
 from kretain.workers.windows import (
     EPOCH_FLOOR,
-    NON_READY_STATUSES,
     PAGE_SIZE,
     Cursor,
     ListingPass,
@@ -75,11 +76,9 @@ REFETCH_STATES = (
     State.KEPT,
     State.ERROR,
     State.ARCHIVED,
-    State.FAILED,
+    State.BACKUP_FAILED,
+    State.DELETE_FAILED,
 )
-_QUALIFYING = {State.CANDIDATE, State.SIZED, State.ARCHIVED, State.FAILED}
-
-_ID_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")  # the store's rule for an id it will keep
 _K_GEN = "discovery.generation"
 _K_STATE = "discovery.generation.state"  # "running" | "done"
 _K_FIRST_RUN = "discovery.generation.first_run"
@@ -128,60 +127,45 @@ class _Run:
 
     def __init__(
         self,
-        store: Store,
-        client: Any,
-        policy: Policy,
-        as_of: date,
-        run_id: int,
+        ctx: RunContext,
         generation: int,
         passes: Mapping[str, ListingPass],
         result: DiscoverResult,
-        progress: Progress,
     ) -> None:
-        self.store = store
-        self.client = client
-        self.policy = policy
-        self.as_of = as_of
-        self.run_id = run_id
+        self.ctx = ctx
+        self.store = ctx.store
+        self.client = ctx.client
+        self.policy = ctx.policy
+        self.as_of = ctx.as_of
+        self.run_id = ctx.run_id
         self.generation = generation
         self.passes = passes
         self.result = result
-        self.progress = progress
         self.queue: asyncio.Queue[_Window | None] = asyncio.Queue()
         self.failed = False
         self.crash: BaseException | None = None
 
     def emit(self, event: str, **counts: Any) -> None:
-        if self.progress is not None:
-            self.progress(event, **counts)
+        self.ctx.emit(event, **counts)
 
 
 # ---- public entry point -------------------------------------------------------------------
 
 
-async def discover(
-    store: Store,
-    client: KalturaClient,
-    policy: Policy,
-    *,
-    as_of: date,
-    run_id: int,
-    concurrency: int = 4,
-    progress: Progress = None,
-) -> DiscoverResult:
+async def discover(ctx: RunContext, *, concurrency: int = 4) -> DiscoverResult:
     """Run (or resume) one discovery generation; see the module docstring.
 
-    ``client`` is a :class:`kretain.kaltura.KalturaClient`; ``policy`` a
-    :class:`kretain.policy.Policy`. ``progress(event, **counts)`` is called with
-    events ``discover.start``, ``discover.page``, ``discover.refresh``, ``discover.done``.
-    API failures that outlive the client's retries leave the generation incomplete
-    (``complete`` False, ``problems`` says why); the next call resumes it.
+    ``ctx.progress(event, **counts)`` is called with events ``discover.start``,
+    ``discover.page``, ``discover.refresh``, ``discover.done``. API failures that outlive
+    the client's retries leave the generation incomplete (``complete`` False, ``problems``
+    says why); the next call resumes it.
     """
-    passes = {p.name: p for p in passes_for(policy, as_of)}
+    store = ctx.store
+    passes = {p.name: p for p in passes_for(ctx.policy, ctx.as_of)}
     bounds = json.dumps({n: p.filter for n, p in passes.items()}, sort_keys=True)
-    generation, resumed = await _begin_generation(store, run_id, bounds, as_of)
+    generation, resumed = await _begin_generation(store, ctx.run_id, bounds, ctx.as_of)
     result = DiscoverResult(generation=generation, resumed=resumed)
-    run = _Run(store, client, policy, as_of, run_id, generation, passes, result, progress)
+    run = _Run(ctx, generation, passes, result)
     await _seed_windows(run)
     pending = await _load_windows(run)
     run.emit("discover.start", generation=generation, resumed=int(resumed), windows=len(pending))
@@ -196,45 +180,35 @@ async def discover(
         await asyncio.gather(*workers, return_exceptions=True)
     if run.crash is not None:
         raise run.crash
-    counts = await _window_counts(store, generation)
+    counts = await queries.window_counts(store, generation)
     result.windows, result.windows_done = counts
     if result.windows_done == result.windows and not run.failed:
         await _refresh_unseen(run, concurrency)
     if not run.failed and result.windows_done == result.windows:
-        await _set_meta(store, {_K_STATE: "done"})
+        await queries.set_meta_many(store, {_K_STATE: "done"})
         result.complete = True
     run.emit("discover.done", **result.as_counts())
-    log.info("discover finished", **result.as_counts())
+    ctx.outcome("discover", **result.as_counts())
     return result
 
 
 # ---- generations and windows --------------------------------------------------------------
 
 
-async def _get_meta(store: Store, key: str) -> str | None:
-    row = await store.fetchone("SELECT value FROM meta WHERE key = ?", (key,))
-    return None if row is None else row[0]
-
-
-async def _set_meta(store: Store, values: Mapping[str, str]) -> None:
-    async with store.transaction() as conn:
-        await conn.executemany(
-            "INSERT INTO meta (key, value) VALUES (?, ?) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            list(values.items()),
-        )
-
-
 async def _begin_generation(
     store: Store, run_id: int, bounds: str, as_of: date
 ) -> tuple[int, bool]:
     """Resume the running generation if it used the same bounds, else start the next."""
-    current = await _get_meta(store, _K_GEN)
-    state = await _get_meta(store, _K_STATE)
-    if current is not None and state == "running" and await _get_meta(store, _K_BOUNDS) == bounds:
+    current = await queries.get_meta(store, _K_GEN)
+    state = await queries.get_meta(store, _K_STATE)
+    if (
+        current is not None
+        and state == "running"
+        and await queries.get_meta(store, _K_BOUNDS) == bounds
+    ):
         return int(current), True
     generation = int(current or 0) + 1
-    await _set_meta(
+    await queries.set_meta_many(
         store,
         {
             _K_GEN: str(generation),
@@ -256,36 +230,23 @@ def passes_for(policy: Policy, as_of: date) -> list[ListingPass]:
         except ValueError:  # no rule for that kind of entry
             return None
 
-    statuses = ",".join(policy.non_ready_statuses()) or NON_READY_STATUSES
+    statuses = ",".join(policy.non_ready_statuses() or NON_READY_STATUSES)
     return listing_passes(bounds(True), bounds(False), statuses)
 
 
 async def _seed_windows(run: _Run) -> None:
     for name, listing in run.passes.items():
-        row = await run.store.fetchone(
-            "SELECT 1 FROM discovery_windows WHERE generation = ? AND scope = ?",
-            (run.generation, name),
+        await queries.seed_window(
+            run.store, run.generation, name, EPOCH_FLOOR, listing.created_before, wall_now()
         )
-        if row is None:
-            async with run.store.transaction() as conn:
-                await conn.execute(
-                    "INSERT INTO discovery_windows (generation, scope, lo, hi, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (run.generation, name, EPOCH_FLOOR, listing.created_before, wall_now()),
-                )
 
 
 async def _load_windows(run: _Run) -> list[_Window]:
     """Pending windows (failed ones are retried) of the generation, with their cursors."""
-    rows = await run.store.fetchall(
-        "SELECT id, scope, lo, hi, split_field, cursor_created_at, seen_ids_at_cursor, pages, "
-        "total_count FROM discovery_windows WHERE generation = ? AND status != 'done' "
-        "ORDER BY lo, id",
-        (run.generation,),
-    )
+    rows = await queries.unfinished_windows(run.store, run.generation)
     out = []
     for r in rows:
-        sub = await _get_meta(run.store, _K_SUB.format(r["id"]))
+        sub = await queries.get_meta(run.store, _K_SUB.format(r["id"]))
         if r["split_field"] != "createdAt" and sub:
             cursor = Cursor.from_json(sub)
         else:
@@ -297,43 +258,25 @@ async def _load_windows(run: _Run) -> list[_Window]:
     return out
 
 
-async def _window_counts(store: Store, generation: int) -> tuple[int, int]:
-    row = await store.fetchone(
-        "SELECT count(*), coalesce(sum(status = 'done'), 0) FROM discovery_windows "
-        "WHERE generation = ? AND split_field != 'split'",
-        (generation,),
-    )
-    return int(row[0]), int(row[1])
-
-
-async def _save_window(conn: Any, w: _Window, step_done: bool, now: int) -> None:
+async def _save_window(store: Store, w: _Window, step_done: bool, now: int) -> None:
     """Persist a window's cursor (call inside the page's transaction)."""
     c = w.cursor
     mode = {Mode.CREATED: "createdAt", Mode.UPDATED: "updatedAt", Mode.PAGED: "updatedAt"}[c.mode]
-    await conn.execute(
-        "UPDATE discovery_windows SET cursor_created_at = ?, seen_ids_at_cursor = ?, "
-        "split_field = ?, total_count = coalesce(total_count, ?), status = ?, pages = ?, "
-        "updated_at = ? WHERE id = ?",
-        (
-            c.created,
-            json.dumps(list(c.seen)),
-            mode,
-            w.total_count,
-            "done" if step_done else "pending",
-            w.pages,
-            now,
-            w.id,
-        ),
+    await queries.save_window_cursor(
+        store,
+        w.id,
+        cursor_created_at=c.created,
+        seen_ids=list(c.seen),
+        split_field=mode,
+        total_count=w.total_count,
+        done=step_done,
+        pages=w.pages,
+        now=now,
     )
-    key = _K_SUB.format(w.id)
-    if c.mode is Mode.CREATED:
-        await conn.execute("DELETE FROM meta WHERE key = ?", (key,))
-    else:
-        await conn.execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (key, c.to_json()),
-        )
+    # A window listing one second keeps its full cursor (updatedAt, page) in meta.
+    await queries.set_meta(
+        store, _K_SUB.format(w.id), None if c.mode is Mode.CREATED else c.to_json()
+    )
 
 
 # ---- listing --------------------------------------------------------------------------------
@@ -354,11 +297,7 @@ async def _worker(run: _Run) -> None:
         except UnorderedPage as exc:
             run.failed = True
             run.result.problems.append(f"window {w.scope} [{w.lo}, {w.hi}] failed: {exc}")
-            async with run.store.transaction() as conn:
-                await conn.execute(
-                    "UPDATE discovery_windows SET status = 'failed', updated_at = ? WHERE id = ?",
-                    (wall_now(), w.id),
-                )
+            await queries.fail_window(run.store, w.id, wall_now())
         except Exception as exc:  # a bug or a store failure: stop, and say so
             run.failed = True
             run.crash = run.crash or exc
@@ -407,21 +346,10 @@ async def _split(run: _Run, w: _Window, first_created: int) -> None:
     lo = max(w.lo, first_created, EPOCH_FLOOR)
     halves = split_window(lo, w.hi)
     now = wall_now()
-    async with run.store.transaction() as conn:
-        await conn.execute(
-            "UPDATE discovery_windows SET status = 'done', split_field = 'split', "
-            "total_count = ?, pages = ?, updated_at = ? WHERE id = ?",
-            (w.total_count, w.pages, now, w.id),
-        )
-        children = []
-        for a, b in halves:
-            cur = await conn.execute(
-                "INSERT INTO discovery_windows (generation, scope, lo, hi, updated_at) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (generation, scope, lo, hi) DO NOTHING",
-                (run.generation, w.scope, a, b, now),
-            )
-            if cur.lastrowid and cur.rowcount:
-                children.append(_Window(cur.lastrowid, w.scope, a, b, Cursor(), 0, None))
+    created = await queries.split_window(
+        run.store, w.id, run.generation, w.scope, halves, w.total_count, w.pages, now
+    )
+    children = [_Window(i, w.scope, a, b, Cursor(), 0, None) for i, (a, b) in created]
     log.debug("discover window split", window=w.id, total=w.total_count, halves=halves)
     for c in children:
         run.queue.put_nowait(c)
@@ -432,7 +360,7 @@ async def _store_page(
 ) -> None:
     admissions, bad = _admissions(run, objects)
     now = wall_now()
-    async with run.store.transaction() as conn:
+    async with run.store.transaction():
         if admissions:
             await transitions.admit(run.store, admissions, run_id=run.run_id, now=now)
         await _record_bad(run, bad, now)
@@ -445,7 +373,7 @@ async def _store_page(
                 detail=error,
                 now=now,
             )
-        await _save_window(conn, w, done, now)
+        await _save_window(run.store, w, done, now)
     _count(run.result, admissions, bad)
     run.result.listed += len(objects)
 
@@ -467,7 +395,7 @@ def _count(result: DiscoverResult, admissions: Sequence[Any], bad: Sequence[Any]
 
 
 def _admissions(
-    run: _Run, objects: Sequence[Mapping[str, Any]], reasons: Mapping[str, str] | None = None
+    run: _Run, objects: Sequence[Mapping[str, Any]]
 ) -> tuple[list[transitions.Admission], list[tuple[str, dict[str, Any], str]]]:
     """Check and evaluate wire entries -> (admissions, [(id, minimal fields, why)] for bad data)."""
     out: list[transitions.Admission] = []
@@ -477,7 +405,7 @@ def _admissions(
             fields = entry_fields_from_wire(obj)
         except InvalidEntryData as exc:
             entry_id = obj.get("id")
-            if isinstance(entry_id, str) and _ID_RE.match(entry_id):
+            if rules.is_valid_id(entry_id):
                 bad.append((entry_id, _minimal_fields(obj), f"invalid data from Kaltura: {exc}"))
             else:
                 log.warning("discover: entry with an unusable id skipped", id=repr(entry_id)[:60])
@@ -485,18 +413,7 @@ def _admissions(
         if fields["parent_id"]:
             continue  # a multi-stream child is sized and deleted with its parent
         decision = evaluate(facts_from_fields(fields), run.policy, run.as_of)
-        admission = transitions.Admission.from_decision(fields, decision)
-        why = (reasons or {}).get(fields["id"])
-        if why and admission.state == State.KEPT:
-            admission = transitions.Admission(
-                fields=admission.fields,
-                state=admission.state,
-                policy=None,
-                action=None,
-                reason=why,
-                exempt_by=None,
-            )
-        out.append(admission)
+        out.append(transitions.Admission.from_decision(fields, decision))
     return out, bad
 
 
@@ -517,14 +434,7 @@ async def _record_bad(run: _Run, bad: Sequence[tuple[str, dict[str, Any], str]],
     """Entries whose data failed the checks go to state error (never candidates)."""
     if not bad:
         return
-    ids = [entry_id for entry_id, _, _ in bad]
-    marks = ",".join("?" * len(ids))
-    known = {
-        r["id"]: State(r["state"])
-        for r in await run.store.fetchall(
-            f"SELECT id, state FROM entries WHERE id IN ({marks})", ids
-        )
-    }
+    known = await queries.states_of(run.store, [entry_id for entry_id, _, _ in bad])
     new = []
     for entry_id, fields, why in bad:
         state = known.get(entry_id)
@@ -543,22 +453,17 @@ async def _record_bad(run: _Run, bad: Sequence[tuple[str, dict[str, Any], str]],
 
 
 async def _refresh_unseen(run: _Run, concurrency: int) -> None:
-    first_run = int(await _get_meta(run.store, _K_FIRST_RUN) or run.run_id)
-    marks = ",".join("?" * len(REFETCH_STATES))
-    rows = await run.store.fetchall(
-        f"SELECT id, state, last_played_at FROM entries WHERE state IN ({marks}) "
-        "AND parent_id IS NULL AND (last_seen_run IS NULL OR last_seen_run < ?) ORDER BY id",
-        (*map(str, REFETCH_STATES), first_run),
-    )
+    first_run = int(await queries.get_meta(run.store, _K_FIRST_RUN) or run.run_id)
+    rows = await queries.unseen_since(run.store, REFETCH_STATES, first_run)
     if not rows:
         return
     batches = [rows[i : i + ID_BATCH] for i in range(0, len(rows), ID_BATCH)]
     slots = asyncio.Semaphore(max(1, concurrency))
 
-    async def one(batch: Sequence[Any]) -> None:
+    async def one(batch: Sequence[EntryRow]) -> None:
         async with slots:
             try:
-                found = await run.client.get_entries([r["id"] for r in batch])
+                found = await run.client.get_entries([r.id for r in batch])
             except KalturaError as exc:
                 run.failed = True
                 run.result.problems.append(f"refresh of {len(batch)} known entries: {exc}")
@@ -569,46 +474,47 @@ async def _refresh_unseen(run: _Run, concurrency: int) -> None:
     await asyncio.gather(*(one(b) for b in batches))
 
 
-def _played_since(row: Any, wire: Mapping[str, Any]) -> str | None:
-    """'played 2026-05-01 since the audit' when a qualifying row got a newer play."""
-    if State(row["state"]) not in _QUALIFYING:
-        return None
-    played = wire.get("lastPlayedAt")
-    try:
-        played = int(played) if played is not None else None
-    except (TypeError, ValueError):
-        return None
-    if not played or (row["last_played_at"] is not None and played <= row["last_played_at"]):
-        return None
-    day = datetime.fromtimestamp(played, UTC).date().isoformat()
-    return f"played {day} since the audit"
-
-
 async def _apply_refresh(
-    run: _Run, batch: Sequence[Any], found: Mapping[str, Mapping[str, Any]]
+    run: _Run, batch: Sequence[EntryRow], found: Mapping[str, Mapping[str, Any]]
 ) -> None:
-    reasons = {
-        r["id"]: why for r in batch if r["id"] in found if (why := _played_since(r, found[r["id"]]))
-    }
-    admissions, bad = _admissions(run, [found[r["id"]] for r in batch if r["id"] in found], reasons)
-    missing = [r for r in batch if r["id"] not in found]
+    """Re-evaluate known rows on their fresh data (rules.recheck) and record the verdicts."""
+    admissions: list[transitions.Admission] = []
+    bad: list[tuple[str, dict[str, Any], str]] = []
+    gone: list[EntryRow] = []
+    for row in batch:
+        check = rules.recheck(row, found.get(row.id), run.policy, run.as_of)
+        if check.verdict == rules.Verdict.GONE:
+            gone.append(row)
+        elif check.fields is None:  # the fresh object could not be read
+            bad.append((row.id, _minimal_fields(found[row.id]), check.reason))
+        elif not check.fields["parent_id"]:
+            admissions.append(_admission(check))
     now = wall_now()
     async with run.store.transaction():
         if admissions:
             await transitions.admit(run.store, admissions, run_id=run.run_id, now=now)
         await _record_bad(run, bad, now)
-        for state in {State(r["state"]) for r in missing}:
-            ids = [r["id"] for r in missing if r["state"] == state]
+        for state in {r.state for r in gone}:
             await transitions.move_many(
                 run.store,
-                ids,
+                [r.id for r in gone if r.state == state],
                 state,
                 State.GONE,
                 run_id=run.run_id,
-                reason="not returned by baseEntry.list idIn: gone from Kaltura",
+                reason=rules.GONE_REASON,
                 updates={"last_seen_run": run.run_id, "refreshed_at": now},
                 now=now,
             )
     run.result.refreshed += len(batch)
-    run.result.gone += len(missing)
+    run.result.gone += len(gone)
     _count(run.result, admissions, bad)
+
+
+def _admission(check: rules.Recheck) -> transitions.Admission:
+    """What a re-check says, as an admission (a kept row carries the check's reason, e.g.
+    "played <date> since ...", in rules.recheck's words)."""
+    assert check.fields is not None and check.decision is not None
+    admission = transitions.Admission.from_decision(check.fields, check.decision)
+    if check.verdict == rules.Verdict.KEPT:
+        return dataclasses.replace(admission, policy=None, reason=check.reason)
+    return admission

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import signal
 from collections.abc import Callable
@@ -24,9 +25,10 @@ from kretain.kaltura.client import ClientConfig, KalturaClient
 from kretain.progress import ProgressReporter
 from kretain.store import queries, transitions
 from kretain.store.db import Store, open_store
+from kretain.workers.context import RunContext
 from kretain.workers.discover import discover
 from kretain.workers.offload import OffloadPool
-from kretain.workers.size import size
+from kretain.workers.size import SizeOptions, size
 
 log = structlog.get_logger("kretain.run")
 
@@ -120,11 +122,9 @@ async def recover_dead_runs(store: Store, run_id: int) -> int:
     dead: its leases go back now instead of waiting for them to expire.
     """
     released = 0
-    for row in await store.fetchall(
-        "SELECT id FROM runs WHERE status = 'running' AND id != ?", (run_id,)
-    ):
-        released += await transitions.release_run(store, row[0])
-        await queries.finish_run(store, row[0], "killed", {})
+    for dead in await queries.running_runs(store, except_id=run_id):
+        released += await transitions.release_run(store, dead)
+        await queries.finish_run(store, dead, "killed", {})
     released += await transitions.release_expired(store)
     if released:
         log.info("recovered rows held by an interrupted run", rows=released)
@@ -143,16 +143,16 @@ async def _stages(
     # size workers take them as they come, so the listing's waits on Kaltura overlap with
     # sizing work. Both are guarded by row states, so neither can undo the other's work.
     concurrency = max(1, min(settings.concurrency, 8))
+    ctx = RunContext(
+        store,
+        client,
+        run_id=report.run_id,
+        policy=settings.policy,
+        as_of=settings.as_of,
+        progress=_running_totals(progress, {}),
+    )
     discovering = asyncio.create_task(
-        discover(
-            store,
-            client,
-            settings.policy,
-            as_of=settings.as_of,
-            run_id=report.run_id,
-            concurrency=concurrency,
-            progress=progress,
-        )
+        discover(dataclasses.replace(ctx, progress=progress), concurrency=concurrency)
     )
     sized: dict[str, Any] = {}
     # Sizing's pure-Python part (checking ~1,000 assets per batch) runs in a process of its
@@ -162,14 +162,10 @@ async def _stages(
         first = True
         while True:
             listing_done = discovering.done()
+            ctx.progress = _running_totals(progress, sized)
             result = await size(
-                store,
-                client,
-                run_id=report.run_id,
-                concurrency=concurrency,
-                progress=_running_totals(progress, sized),
-                policy=settings.policy,
-                as_of=settings.as_of,
+                ctx,
+                options=SizeOptions(concurrency=concurrency),
                 retry_errors=first,
                 pool=pool,
             )
@@ -177,6 +173,8 @@ async def _stages(
             for key, value in result.as_counts().items():
                 sized[key] = sized.get(key, 0) + value
             report.problems += result.problems
+            if result.stopped:
+                break  # Kaltura unreachable: stop here, the next run continues
             if listing_done:
                 break  # this pass started after the last page: nothing is left
             if not result.claimed:
@@ -191,20 +189,17 @@ async def _stages(
     report.stages["discover"] = found.as_counts()
     report.problems = found.problems + report.problems
     report.stages["size"] = sized
+    ctx.outcome("size", **sized)
     if progress is not None:
         progress("size.done", **sized)
     if want_backup:
-        from kretain.workers.backup import backup  # imported late: issue 4's stage
+        from kretain.workers.backup import BackupOptions, backup
 
+        ctx.progress = progress
         backed = await backup(
-            store,
-            client,
+            ctx,
             archive_root=settings.archive,
-            run_id=report.run_id,
-            concurrency=max(1, min(settings.concurrency, 8)),
-            bandwidth=None,
-            max_attempts=5,
-            progress=progress,
+            options=BackupOptions(concurrency=max(1, min(settings.concurrency, 8))),
         )
         report.stages["backup"] = backed.as_counts()
         report.problems += list(getattr(backed, "problems", []))

@@ -9,11 +9,15 @@ For every ``archived`` entry:
   at ``<archive_root>/<assets.archive_path>`` with the recorded size;
 - with ``checksums=True`` each file is also re-hashed and compared with the stored sha256.
 
-An entry that fails any check moves ``archived -> sized`` (the store has no archived -> failed
-move; the reason is kept in the move's event), so it cannot be deleted and the next backup
-run copies it again. Its damaged files (wrong size or hash) are removed, its asset rows reset
-to ``pending``, and its entry.json removed, so neither the store nor the archive claims a
-complete copy. Missing files need no removal.
+An entry that fails any check moves ``archived -> sized`` (the reason is kept in the move's
+event), so it cannot be deleted and the next backup run copies it again. Its damaged files
+(wrong size or hash) are removed, its asset rows reset to ``pending``, and its entry.json
+removed, so neither the store nor the archive claims a complete copy. Missing files need no
+removal.
+
+A wrong archive root is the user's mistake, not damage: verify refuses (ArchiveUnavailable,
+nothing demoted) when the root does not exist, when archived rows record another archive
+(``archive_uri``, written by the backup), or when not one archived entry is found under it.
 """
 
 from __future__ import annotations
@@ -28,13 +32,14 @@ from typing import Any
 
 import structlog
 
-from kretain import archive
-from kretain.errors import StateConflictError
+from kretain import archive, rules
+from kretain.errors import ArchiveUnavailable, StateConflictError
 from kretain.store import queries, transitions
 from kretain.store.db import Store
+from kretain.store.db import now as wall_now
 from kretain.store.models import AssetRow, EntryRow
 from kretain.store.states import AssetBackupState, State
-from kretain.workers.backup import ENTRY_JSON_FORMAT, plan_entry, sha256_file
+from kretain.workers.backup import ENTRY_JSON_FORMAT, archive_uri, sha256_file
 
 __all__ = ["VerifyResult", "verify"]
 
@@ -96,7 +101,7 @@ def _check_entry(
     if doc is not None and isinstance(doc.get("files"), list):
         listed = {str(f.get("asset_id")): f for f in doc["files"] if isinstance(f, dict)}
 
-    plan = plan_entry(row.id, assets)
+    plan = rules.archive_plan(assets, wall_now())
     expected = {p.asset.id for p in plan.fetch}
     for a in assets:
         if a.id not in expected:
@@ -161,18 +166,15 @@ async def verify(
     ``partner_id`` locates entries whose row lacks one; ``run_id`` goes into the events.
     """
     root = Path(archive_root).resolve()
+    await _check_root(store, root, partner_id)
     result = VerifyResult(checksums=checksums)
     last_id = ""
     while True:
-        rows = await store.fetchall(
-            "SELECT * FROM entries WHERE state = ? AND id > ? ORDER BY id LIMIT ?",
-            (str(State.ARCHIVED), last_id, PAGE),
-        )
+        rows = await queries.entries_after(store, State.ARCHIVED, last_id, PAGE)
         if not rows:
             break
-        last_id = rows[-1]["id"]
-        for raw_row in rows:
-            row = EntryRow.from_row(raw_row)
+        last_id = rows[-1].id
+        for row in rows:
             assets = await queries.assets_of(store, row.id)
             reasons, damaged, files, hashed = await asyncio.to_thread(
                 _check_entry, root, row, assets, partner_id, checksums
@@ -193,6 +195,33 @@ async def verify(
         progress("verify.done", **result.as_counts())
     log.info("verify finished", **result.as_counts())
     return result
+
+
+async def _check_root(store: Store, root: Path, partner_id: int | None) -> None:
+    """Refuse a root that cannot be the archive the backups wrote (see module docstring)."""
+    if not root.is_dir():
+        raise ArchiveUnavailable(f"archive {root} does not exist (or is not a directory)")
+    uri = archive_uri(root)
+    recorded = await queries.archive_uris(store, State.ARCHIVED)
+    others = sorted(u for u in recorded if u is not None and u != uri)
+    if others:
+        raise ArchiveUnavailable(
+            f"the archived entries were backed up to {', '.join(others[:3])}, not {uri}; "
+            "name that archive (--archive or KRETAIN_ARCHIVE). Nothing was changed."
+        )
+    if uri in recorded:
+        return
+    # Rows archived before the location was recorded: at least one must be found here.
+    sample = await queries.entries_after(store, State.ARCHIVED, "", 200)
+    for row in sample:
+        pid = row.partner_id if row.partner_id is not None else partner_id
+        if pid is not None and (archive.entry_dir(root, pid, row.id) / archive.ENTRY_JSON).exists():
+            return
+    if sample:
+        raise ArchiveUnavailable(
+            f"none of the archived entries is under {root}: is this the archive the backups "
+            "were written to? Nothing was changed."
+        )
 
 
 async def _demote(

@@ -29,19 +29,16 @@ from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from typing import Any
 
+from kretain.rules import ENTRY_READY, MODERATION_STATUSES_WIRE, NON_READY_STATUSES
+
 CAP = 10_000
 PAGE_SIZE = 500
 
-# Entry statuses other than READY (2) and DELETED (3): kaltura-api.md §3.8.
-NON_READY_STATUSES = "-2,-1,0,1,4,5,6,7,virusScan.Infected,virusScan.ScanFailure"
-# Every moderation status: the default hides pending (1) and rejected (3) entries.
-ALL_MODERATION = "1,2,3,4,5,6"
 # Absolute times must exceed this: the server reads |v| <= 315,360,000 as "now + v"
 # (kaltura-api.md §1.3), so a lower bound of 0 would mean "created from now on".
 EPOCH_FLOOR = 315_360_001
 # Media clips and external (YouTube) media. Live entries are out of scope.
 ENTRY_TYPES = "1,externalMedia.externalMedia"
-READY = "2"
 
 
 class Mode(StrEnum):
@@ -62,7 +59,7 @@ class ListingPass:
 def listing_passes(
     ready: tuple[int, int | None] | None,
     nonready: tuple[int, int | None] | None,
-    nonready_statuses: str = NON_READY_STATUSES,
+    nonready_statuses: str = ",".join(NON_READY_STATUSES),
 ) -> list[ListingPass]:
     """The passes discovery runs, from the policy's widest bounds per kind of entry.
 
@@ -78,13 +75,13 @@ def listing_passes(
             "objectType": "KalturaMediaEntryFilter",
             "typeIn": ENTRY_TYPES,
             "createdAtLessThanOrEqual": str(created_before),
-            "moderationStatusIn": ALL_MODERATION,
+            "moderationStatusIn": MODERATION_STATUSES_WIRE,
         }
 
     out = []
     if ready is not None:
         created, played = ready
-        f = {**base(created), "statusIn": READY}
+        f = {**base(created), "statusIn": ENTRY_READY}
         if played is not None:
             f["lastPlayedAtLessThanOrEqualOrNull"] = str(played)
         out.append(ListingPass("ready", created, f))

@@ -21,11 +21,10 @@ from test_backup_support import (
     wire_assets,
 )
 
-from kretain import archive
+from kretain import archive, rules
 from kretain.simulator.testing import RunningSimulator
 from kretain.store import queries
 from kretain.store.states import Action, AssetBackupState, State
-from kretain.workers import backup as backup_module
 from kretain.workers.backup import ENTRY_JSON_FORMAT
 
 FILE_NAME = re.compile(r"(flavor|caption|attachment|thumb)-[0-9]_[a-z0-9]+\.[a-z0-9]{1,10}")
@@ -50,7 +49,7 @@ async def test_backup_archives_a_mixed_set(
 ) -> None:
     # Every non-ready asset counts as possibly in flight here (no settle period), so the
     # fail-closed path is exercised; the default settle period has its own test below.
-    monkeypatch.setattr(backup_module, "STUCK_AFTER_DAYS", 365 * 100)
+    monkeypatch.setattr(rules, "STUCK_AFTER_DAYS", 365 * 100)
     root = tmp_path / "archive"
     pid = SPEC.partner_id
     async with store_at(tmp_path / "k.db") as store, client_for(sim) as client:
@@ -72,8 +71,8 @@ async def test_backup_archives_a_mixed_set(
 
         # The importing entry's source is QUEUED: incomplete, so failed (not archived).
         importing = await queries.get_entry(store, ENTRIES["importing"])
-        assert importing is not None and importing.state == State.FAILED
-        assert importing.attempts == 1 and "not ready" in (importing.last_error or "")
+        assert importing is not None and importing.state == State.BACKUP_FAILED
+        assert importing.backup_attempts == 1 and "not ready" in (importing.last_error or "")
         assert not (archive.entry_dir(root, pid, importing.id) / "entry.json").exists()
         assert await state_of(store, ENTRIES["image_a"]) == State.SIZED
 
@@ -200,3 +199,11 @@ async def test_an_asset_stuck_for_years_is_recorded_not_waited_for(
         )
         reasons = " ".join(str(item) for item in doc["not_archived"])
         assert "since" in reasons and "no file" in reasons
+
+
+def test_backoff_is_bounded() -> None:
+    from kretain.workers.backup import backoff_delay
+
+    delays = [backoff_delay(n, 1.0, 30.0, lambda: 1.0) for n in range(1, 12)]
+    assert delays[:4] == [1.0, 2.0, 4.0, 8.0] and max(delays) == 30.0
+    assert backoff_delay(3, 1.0, 30.0, lambda: 0.0) == 2.0  # jitter halves at most

@@ -27,7 +27,7 @@ from kretain.store.states import AssetBackupState, State
 from kretain.workers.backup import BackupDiskFull
 from kretain.workers.download import LocalFS
 
-FAST = {"retry_base_delay": 0.01, "retry_max_delay": 0.02, "progress": None}
+FAST = {"retry_base_delay": 0.01, "retry_max_delay": 0.02}
 
 
 async def _check_archive(store, sim: RunningSimulator, root: Path, entry_id: str) -> None:
@@ -53,7 +53,7 @@ async def test_truncated_and_kaltura_errors_end_as_retries(
         r1 = await run_backup(store, client, root, max_attempts=2, file_attempts=3, **FAST)
         assert (r1.archived, r1.failed) == (0, 1) and r1.retries >= 2
         row = await queries.get_entry(store, eid)
-        assert row is not None and row.state == State.FAILED and row.attempts == 1
+        assert row is not None and row.state == State.BACKUP_FAILED and row.backup_attempts == 1
         assert "TruncatedDownload" in (row.last_error or "")
         assert not (entry_dir / "entry.json").exists()
         partial = [a for a in await queries.assets_of(store, eid) if a.bytes_done > 0]
@@ -68,7 +68,7 @@ async def test_truncated_and_kaltura_errors_end_as_retries(
         r2 = await run_backup(store, client, root, max_attempts=2, file_attempts=2, **FAST)
         assert (r2.claimed, r2.archived, r2.failed) == (1, 0, 1)
         row = await queries.get_entry(store, eid)
-        assert row is not None and row.state == State.FAILED and row.attempts == 2
+        assert row is not None and row.state == State.BACKUP_FAILED and row.backup_attempts == 2
         assert "KalturaServeError" in (row.last_error or "") and "57" in row.last_error
         assert not (entry_dir / "entry.json").exists()
 
@@ -77,14 +77,14 @@ async def test_truncated_and_kaltura_errors_end_as_retries(
         r3 = await run_backup(store, client, root, max_attempts=2, **FAST)
         assert (r3.claimed, r3.exhausted) == (0, 1)
         assert any("no longer retried" in p for p in r3.problems)
-        assert await state_of(store, eid) == State.FAILED
+        assert await state_of(store, eid) == State.BACKUP_FAILED
 
         # 4. A higher limit: retried, resumed from the kept prefix, archived and correct.
         r4 = await run_backup(store, client, root, **FAST)
         assert (r4.claimed, r4.archived) == (1, 1) and r4.bytes_resumed > 0
         await _check_archive(store, sim, root, eid)
         row = await queries.get_entry(store, eid)
-        assert row is not None and row.attempts == 0 and row.last_error is None
+        assert row is not None and row.backup_attempts == 0 and row.last_error is None
 
 
 async def test_server_ignoring_range_still_ends_correct(
@@ -146,7 +146,9 @@ async def test_disk_full_stops_cleanly_then_resumes(sim: RunningSimulator, tmp_p
         # Nothing left held, nothing failed (disk full is not the entry's fault), and only
         # entries whose every file was verified are archived.
         states = {eid: await state_of(store, eid) for eid in ids}
-        assert State.DOWNLOADING not in states.values() and State.FAILED not in states.values()
+        assert (
+            State.DOWNLOADING not in states.values() and State.BACKUP_FAILED not in states.values()
+        )
         assert list(states.values()).count(State.ARCHIVED) == stopped.archived < len(ids)
         for eid, state in states.items():
             directory = archive.entry_dir(root, SPEC.partner_id, eid)
@@ -184,6 +186,6 @@ async def test_min_free_threshold_stops_before_any_download(
             await run_backup(store, client, root, min_free_bytes=1 << 60, **FAST)
         assert await state_of(store, eid) == State.SIZED
         row = await queries.get_entry(store, eid)
-        assert row is not None and row.attempts == 0 and row.lease_owner is None
+        assert row is not None and row.backup_attempts == 0 and row.lease_owner is None
         assert sim.stats.calls["thumbasset.geturl"] + sim.stats.calls["flavorasset.geturl"] == urls
         assert not list(walk(root))

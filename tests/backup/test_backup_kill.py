@@ -16,6 +16,7 @@ from pathlib import Path
 from test_backup_support import (
     ENTRIES,
     SPEC,
+    backup_ctx,
     client_for,
     make_sized,
     new_run,
@@ -37,14 +38,16 @@ from pathlib import Path
 from kretain.kaltura.client import ClientConfig, KalturaClient
 from kretain.store import queries
 from kretain.store.db import open_store
-from kretain.workers.backup import backup
+from kretain.workers.backup import BackupOptions, backup
+from ctxhelpers import everything, make_ctx
 
 async def main(db, root, url, partner_id, secret):
     config = ClientConfig(service_url=url, partner_id=int(partner_id), admin_secret=secret)
     async with KalturaClient(config) as client, await open_store(db) as store:
         run_id = await queries.start_run(store, "driver", {})
-        await backup(store, client, archive_root=Path(root), run_id=run_id, concurrency=1,
-                     file_concurrency=1, lease_seconds=3, max_attempts=5, progress=None)
+        ctx = make_ctx(store, client, run_id, policy=everything())
+        await backup(ctx, archive_root=Path(root),
+                     options=BackupOptions(concurrency=1, file_concurrency=1, lease_seconds=3))
 
 asyncio.run(main(*sys.argv[1:]))
 """
@@ -69,6 +72,7 @@ async def test_sigkill_mid_file_then_resume_downloads_only_the_rest(tmp_path: Pa
             [sys.executable, "-c", DRIVER, str(db), str(root), sim.url,
              str(SPEC.partner_id), SPEC.admin_secret],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
         )  # fmt: skip
         try:
             deadline = time.monotonic() + 60
@@ -103,9 +107,7 @@ async def test_sigkill_mid_file_then_resume_downloads_only_the_rest(tmp_path: Pa
                 if a.kind != "flavor" and a.backup_state != AssetBackupState.VERIFIED
             )
             served = sim.stats.bytes_served
-            result = await backup(
-                store, client, archive_root=root, run_id=run_id, max_attempts=5, progress=None
-            )
+            result = await backup(backup_ctx(store, client, run_id), archive_root=root)
             assert result.archived == 1 and result.bytes_resumed == kept
             # Only the remainder of the big file (plus the files not started) went out again.
             assert sim.stats.bytes_served - served == (size - kept) + rest

@@ -6,12 +6,20 @@ import asyncio
 import time
 from pathlib import Path
 
-from test_backup_support import ENTRIES, SPEC, client_for, make_sized, new_run, store_at
+from test_backup_support import (
+    ENTRIES,
+    SPEC,
+    backup_ctx,
+    client_for,
+    make_sized,
+    new_run,
+    store_at,
+)
 
 from kretain.simulator.testing import run_simulator
 from kretain.store import queries, transitions
 from kretain.store.states import AssetBackupState, State
-from kretain.workers.backup import backup
+from kretain.workers.backup import BackupOptions, backup
 
 
 async def test_heartbeat_renews_the_lease_and_records_progress(tmp_path: Path) -> None:
@@ -23,10 +31,11 @@ async def test_heartbeat_renews_the_lease_and_records_progress(tmp_path: Path) -
             run_id = await new_run(store)
             task = asyncio.create_task(
                 backup(
-                    store, client, archive_root=tmp_path / "a", run_id=run_id,
-                    lease_seconds=3, file_concurrency=1, progress=None,
+                    backup_ctx(store, client, run_id),
+                    archive_root=tmp_path / "a",
+                    options=BackupOptions(lease_seconds=3, file_concurrency=1),
                 )
-            )  # fmt: skip
+            )
             seen: list[tuple[int, int]] = []
             while not task.done():
                 await asyncio.sleep(0.4)

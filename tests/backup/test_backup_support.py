@@ -15,6 +15,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from ctxhelpers import everything, make_ctx
+
 from kretain.kaltura.client import ClientConfig, KalturaClient
 from kretain.simulator.content import content_sha256
 from kretain.simulator.partner import PartnerSpec
@@ -24,8 +26,9 @@ from kretain.store.db import Store, open_store
 from kretain.store.models import entry_fields_from_wire
 from kretain.store.states import Action, State
 from kretain.store.transitions import Admission
-from kretain.workers.backup import BackupResult, backup
-from kretain.workers.size import size
+from kretain.workers.backup import BackupOptions, BackupResult, backup
+from kretain.workers.context import RunContext
+from kretain.workers.size import SizeOptions, size
 
 SPEC = PartnerSpec(entries=400, seed=9, traps=True)
 
@@ -94,11 +97,17 @@ async def new_run(store: Store) -> int:
     return await queries.start_run(store, "test", {})
 
 
+def backup_ctx(store: Store, client: KalturaClient, run_id: int, **kw: Any) -> RunContext:
+    """A run context under which every test entry still qualifies for deletion."""
+    return make_ctx(store, client, run_id, policy=everything(), **kw)
+
+
 async def run_backup(
-    store: Store, client: KalturaClient, root: Path, **options: Any
+    store: Store, client: KalturaClient, root: Path, *, progress: Any = None, **options: Any
 ) -> BackupResult:
     """backup() as the tests call it: into ``root``, as a new run, backup's defaults."""
-    return await backup(store, client, archive_root=root, run_id=await new_run(store), **options)
+    ctx = backup_ctx(store, client, await new_run(store), progress=progress)
+    return await backup(ctx, archive_root=root, options=BackupOptions(**options))
 
 
 async def make_sized(
@@ -122,7 +131,8 @@ async def make_sized(
         for eid in entry_ids
     ]
     await transitions.admit(store, admissions, run_id=run_id)
-    result = await size(store, client, run_id=run_id, concurrency=1)
+    ctx = make_ctx(store, client, run_id, policy=everything(str(action)))
+    result = await size(ctx, options=SizeOptions(concurrency=1))
     assert result.sized == len(admissions), result
 
 

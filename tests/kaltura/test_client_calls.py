@@ -7,6 +7,7 @@ import asyncio
 import pytest
 from clienthelpers import config
 
+from kretain import rules
 from kretain.kaltura import (
     AuthenticationError,
     KalturaClient,
@@ -14,7 +15,6 @@ from kretain.kaltura import (
     NotFound,
     raise_for_items,
 )
-from kretain.kaltura.models import is_source_flavor
 
 MISSING = "0_zzzzzzzz"
 
@@ -93,7 +93,9 @@ async def test_deletes_and_recycle(simulator) -> None:
         result = await client.recycle_entry(recycled)
         assert result["id"] == recycled
         flavors = (await client.list_assets("flavor", [trimmed], 1)).objects
-        victim = next(f for f in flavors if not is_source_flavor(f))
+        parsed = [rules.parse_asset("flavor", f) for f in flavors]
+        source = rules.find_source(parsed).index
+        victim = next(f for i, f in enumerate(flavors) if i != source)
         await client.delete_flavor(victim["id"])
         left = (await client.list_assets("flavor", [trimmed], 1)).objects
         assert victim["id"] not in {f["id"] for f in left}

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kretain.store import Store, queries, transitions
-from kretain.store.models import asset_fields_from_wire, entry_fields_from_wire
+from kretain.store.models import asset_columns, entry_fields_from_wire, parse_asset
 from kretain.store.states import Action, State
 
 GiB = 1024**3
@@ -95,7 +95,7 @@ SPECS: tuple[Spec, ...] = (
     Spec(
         _id(5),
         "2-year",
-        State.FAILED,
+        State.DELETE_FAILED,
         owner=HOSTILE_OWNER,
         quiz=True,
         duration=125,
@@ -139,7 +139,7 @@ SPECS: tuple[Spec, ...] = (
     Spec(
         _id(11),
         "non-ready",
-        State.FAILED,
+        State.BACKUP_FAILED,
         owner="dave",
         media_type=2,
         status=7,
@@ -188,15 +188,15 @@ PATHS: dict[State, tuple[State, ...]] = {
     State.SIZED: (State.SIZED,),
     State.DOWNLOADING: (State.SIZED, State.DOWNLOADING),
     State.ARCHIVED: (State.SIZED, State.DOWNLOADING, State.ARCHIVED),
-    State.FAILED: (State.SIZED, State.DOWNLOADING, State.FAILED),
+    State.BACKUP_FAILED: (State.SIZED, State.DOWNLOADING, State.BACKUP_FAILED),
     State.DELETING: (State.SIZED, State.DOWNLOADING, State.ARCHIVED, State.DELETING),
     State.DELETED: (State.SIZED, State.DOWNLOADING, State.ARCHIVED, State.DELETING, State.DELETED),
     State.ERROR: (State.ERROR,),
 }
 DELETE_FLAVORS_PATHS: dict[State, tuple[State, ...]] = {
     State.DELETING: (State.SIZED, State.DELETING),
-    State.DELETED: (State.SIZED, State.DELETING, State.DELETED),
-    State.FAILED: (State.SIZED, State.DELETING, State.FAILED),
+    State.STRIPPED: (State.SIZED, State.DELETING, State.STRIPPED),
+    State.DELETE_FAILED: (State.SIZED, State.DELETING, State.DELETE_FAILED),
 }
 
 
@@ -251,15 +251,20 @@ async def build(store: Store, specs: tuple[Spec, ...] = SPECS) -> None:
         if spec.flavors is None:
             continue
         assets = [
-            asset_fields_from_wire(
-                "flavor",
-                {
-                    "id": f"{spec.id}f{i}",
-                    "sizeInBytes": size,
-                    "isOriginal": src,
-                    "flavorParamsId": 0 if src else 3,
-                    "status": 2,
-                },
+            asset_columns(
+                parse_asset(
+                    "flavor",
+                    {
+                        "id": f"{spec.id}f{i}",
+                        "entryId": spec.id,
+                        "sizeInBytes": size,
+                        "isOriginal": src,
+                        "flavorParamsId": 0 if src else 3,
+                        "status": 2,
+                    },
+                ),
+                top_entry=spec.id,
+                is_source=src,
             )
             for i, (size, src) in enumerate(spec.flavors)
         ]
@@ -274,6 +279,7 @@ async def build(store: Store, specs: tuple[Spec, ...] = SPECS) -> None:
             paths = DELETE_FLAVORS_PATHS
         current = State.CANDIDATE
         for step in paths[spec.state]:
-            error = spec.error if step in (State.FAILED, State.ERROR) else None
+            failing = (State.BACKUP_FAILED, State.DELETE_FAILED, State.ERROR)
+            error = spec.error if step in failing else None
             await transitions.move(store, spec.id, current, step, run_id=None, error=error)
             current = step

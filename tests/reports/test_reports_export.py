@@ -26,7 +26,10 @@ from kretain.store import Store, open_store, transitions
 from kretain.store.models import entry_fields_from_wire
 from kretain.store.states import Action, State
 
-IN_POLICY = {"candidate", "sized", "downloading", "archived", "failed", "deleting", "deleted"}
+IN_POLICY = {
+    "candidate", "sized", "downloading", "archived", "backup_failed", "delete_failed",
+    "deleting", "deleted", "recycled", "stripped",
+}  # fmt: skip
 
 
 def parse_csv(text: str) -> list[dict[str, str]]:

@@ -50,8 +50,8 @@ async def test_errors_grouped_by_prefix(ro_store: Store) -> None:
     assert errors.headers == ["state", "error", "entries", "max_attempts", "example"]
     got = {(r[0], r[1]): (r[2], r[3], r[4]) for r in errors.rows}
     assert got == {
-        ("failed", "ACTION_BLOCKED"): (1, 1, "0_rep00005"),
-        ("failed", "DownloadHTTPError"): (1, 1, "0_rep00011"),
+        ("delete_failed", "ACTION_BLOCKED"): (1, 1, "0_rep00005"),
+        ("backup_failed", "DownloadHTTPError"): (1, 1, "0_rep00011"),
         ("error", "INVALID_KS"): (1, 1, "0_rep00015"),
         ("error", "(no message)"): (1, 0, "0_rep00016"),
     }

@@ -19,9 +19,12 @@ IN_POLICY = {
     "sized",
     "downloading",
     "archived",
-    "failed",
+    "backup_failed",
+    "delete_failed",
     "deleting",
     "deleted",
+    "recycled",
+    "stripped",
 }
 
 

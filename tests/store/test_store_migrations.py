@@ -110,6 +110,7 @@ async def test_v3_assets_survive_keying_by_entry(db_path: Path) -> None:
                 "size_bytes": 4096, "file_ext": None, "language": None, "tags": None,
                 "raw": "{}", "archive_path": "p/0_old00001/s.mp4", "bytes_done": 4096,
                 "sha256": "ab12", "verified_at": None, "backup_state": "verified",
+                "store_checksum": None, "removed_at": None,
             }
         ]  # fmt: skip
         plan = await store.fetchall(
@@ -118,6 +119,44 @@ async def test_v3_assets_survive_keying_by_entry(db_path: Path) -> None:
         assert "assets_key" in " ".join(str(r[-1]) for r in plan)
     finally:
         await store.close()
+
+
+async def test_v4_failed_rows_become_backup_failed_and_nothing_cascades(db_path: Path) -> None:
+    async with aiosqlite.connect(db_path, isolation_level=None) as conn:
+        await conn.execute("PRAGMA foreign_keys = ON")  # as open_store has it
+        await migrate(conn, target=4)
+        await conn.executescript(
+            "INSERT INTO entries (id, created_at, state, state_changed_at, discovered_at,"
+            " action, attempts, last_error, lease_owner, lease_from_state)"
+            " VALUES ('0_fail0001', 1500000000, 'failed', 1, 1, 'delete_entry', 3, 'HTTP 500',"
+            " NULL, NULL),"
+            " ('0_lease001', 1500000000, 'downloading', 1, 1, 'delete_entry', 0, NULL, 7,"
+            " 'failed'),"
+            " ('0_err00001', 1500000000, 'error', 1, 1, 'delete_flavors', 2, 'timeout', NULL,"
+            " NULL);"
+            "INSERT INTO assets (id, entry_id, kind, size_bytes)"
+            " VALUES ('0_src00001', '0_fail0001', 'flavor', 10);"
+            "INSERT INTO events (time, entry_id, kind, outcome) VALUES (1, '0_fail0001', 'state',"
+            " 'moved');"
+        )
+        assert await migrate(conn) == SCHEMA_VERSION
+        rows = await (
+            await conn.execute(
+                "SELECT id, state, attempts, backup_attempts, delete_attempts, last_error,"
+                " lease_from_state FROM entries ORDER BY id"
+            )
+        ).fetchall()
+        assert [tuple(r) for r in rows] == [
+            ("0_err00001", "error", 2, 0, 0, "timeout", None),
+            ("0_fail0001", "backup_failed", 0, 3, 0, "HTTP 500", None),
+            ("0_lease001", "downloading", 0, 0, 0, None, "backup_failed"),
+        ]
+        # Rebuilding entries must not have cascaded into assets, and history is intact.
+        assert (await (await conn.execute("SELECT count(*) FROM assets")).fetchone())[0] == 1
+        assert (await (await conn.execute("SELECT count(*) FROM events")).fetchone())[0] == 1
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            await conn.execute("DELETE FROM events")
+        assert (await (await conn.execute("PRAGMA foreign_keys")).fetchone())[0] == 1
 
 
 async def test_newer_database_is_refused(db_path: Path) -> None:

@@ -11,7 +11,7 @@ from kretain.errors import IllegalTransitionError, StateConflictError, StoreErro
 from kretain.store import Action, State, Store
 from kretain.store import queries as q
 from kretain.store import transitions as t
-from kretain.store.states import ALLOWED, TERMINAL, is_allowed
+from kretain.store.states import ALLOWED, FINISHED, is_allowed
 
 
 async def seed(store: Store, n: int, state: State = State.CANDIDATE, **kw) -> list[str]:
@@ -47,10 +47,16 @@ async def events(store: Store, entry_id: str | None = None) -> list[tuple]:
     return [tuple(r) for r in await store.fetchall(sql + " ORDER BY id", params)]
 
 
-def test_allowed_table_is_complete_and_deleted_is_terminal() -> None:
+def test_allowed_table_is_complete_and_finished_rows_move_only_to_restore() -> None:
     assert set(ALLOWED) == set(State)
-    assert {State.DELETED} == TERMINAL and not ALLOWED[State.DELETED]
+    for state in FINISHED:
+        assert ALLOWED[state] <= {State.RESTORING, State.DELETED}  # a bin that empties
+        assert not is_allowed(state, state)
+    assert not ALLOWED[State.RESTORED]
     assert is_allowed("sized", "downloading") and not is_allowed("candidate", "deleted")
+    # A failed delete is never backed up again, and a failed backup is never deleted.
+    assert State.DOWNLOADING not in ALLOWED[State.DELETE_FAILED]
+    assert State.DELETING not in ALLOWED[State.BACKUP_FAILED]
     for targets in ALLOWED.values():
         assert all(isinstance(s, State) for s in targets)
 
@@ -123,18 +129,29 @@ async def test_batch_of_many_rows_in_one_call(store: Store) -> None:
     assert count[0] == 1200
 
 
-async def test_errors_count_attempts_and_success_resets_them(store: Store) -> None:
+async def test_each_stage_counts_its_own_failures_and_success_resets_them(store: Store) -> None:
     (eid,) = await seed(store, 1, State.SIZED)
     for n in (1, 2):
-        await t.move(store, eid, [State.SIZED, State.FAILED], State.DOWNLOADING, run_id=1)
-        await t.move(store, eid, State.DOWNLOADING, State.FAILED, run_id=1, error=f"boom {n}")
+        await t.move(store, eid, [State.SIZED, State.BACKUP_FAILED], State.DOWNLOADING, run_id=1)
+        await t.move(
+            store, eid, State.DOWNLOADING, State.BACKUP_FAILED, run_id=1, error=f"boom {n}"
+        )
         row = await q.get_entry(store, eid)
-        assert (row.attempts, row.last_error) == (n, f"boom {n}")
-    await t.move(store, eid, State.FAILED, State.DOWNLOADING, run_id=1)
+        assert (row.backup_attempts, row.attempts, row.last_error) == (n, 0, f"boom {n}")
+    await t.move(store, eid, State.BACKUP_FAILED, State.DOWNLOADING, run_id=1)
     await t.move(store, eid, State.DOWNLOADING, State.ARCHIVED, run_id=1, now=T0 + 9)
     row = await q.get_entry(store, eid)
-    assert (row.attempts, row.last_error, row.archived_at) == (0, None, T0 + 9)
+    assert (row.backup_attempts, row.last_error, row.archived_at) == (0, None, T0 + 9)
     assert (await events(store, eid))[-3][5] == "boom 2"
+    # A failed delete charges the delete counter, never the backup's.
+    await t.move(store, eid, State.ARCHIVED, State.DELETING, run_id=1)
+    await t.move(store, eid, State.DELETING, State.DELETE_FAILED, run_id=1, error="blocked")
+    row = await q.get_entry(store, eid)
+    assert (row.state, row.delete_attempts, row.backup_attempts) == ("delete_failed", 1, 0)
+    assert await t.reset_attempts(store, [eid], State.DELETE_FAILED, run_id=2) == [eid]
+    assert (await q.get_entry(store, eid)).delete_attempts == 0
+    admin = await store.fetchall("SELECT kind, outcome FROM events WHERE kind = 'admin'")
+    assert [tuple(r) for r in admin] == [("admin", "attempts_reset")]
 
 
 async def test_updates_are_whitelisted(store: Store) -> None:
@@ -218,9 +235,13 @@ async def test_claim_filters_by_action_and_attempts(store: Store) -> None:
         await t.move(store, eid, State.SIZED, State.DOWNLOADING, run_id=2)
         for n in range(failures):
             if n:
-                await t.move(store, eid, State.FAILED, State.DOWNLOADING, run_id=2)
-            await t.move(store, eid, State.DOWNLOADING, State.FAILED, run_id=2, error=f"e{n}")
-    retry = await t.claim(store, State.FAILED, State.DOWNLOADING, 10, 3, 60, max_attempts=2)
+                await t.move(store, eid, State.BACKUP_FAILED, State.DOWNLOADING, run_id=2)
+            await t.move(
+                store, eid, State.DOWNLOADING, State.BACKUP_FAILED, run_id=2, error=f"e{n}"
+            )
+    retry = await t.claim(
+        store, State.BACKUP_FAILED, State.DOWNLOADING, 10, 3, 60, max_attempts=2
+    )
     assert [r.id for r in retry] == [ids[1]]
 
 

@@ -8,12 +8,18 @@ from pathlib import Path
 import pytest
 from storehelpers import T0, fields, wire_entry
 
+from kretain import rules
 from kretain.errors import InvalidEntryData, StoreError
 from kretain.policy import Policy, evaluate, facts_from_fields
-from kretain.store import Action, AssetBackupState, DiscoveryWindow, State, Store
+from kretain.store import Action, AssetBackupState, State, Store
 from kretain.store import queries as q
 from kretain.store import transitions as t
-from kretain.store.models import asset_fields_from_wire, bytes_saved_for, entry_fields_from_wire
+from kretain.store.models import asset_columns, entry_fields_from_wire, parse_asset
+
+
+def columns(kind: str, wire: dict, *, entry: str, owner: str | None = None, source=False) -> dict:
+    asset = parse_asset(kind, {"entryId": owner or entry, **wire}, owner=owner or entry)
+    return asset_columns(asset, top_entry=entry, is_source=source)
 
 
 def cand(f: dict, action: Action = Action.DELETE_ENTRY) -> t.Admission:
@@ -147,7 +153,7 @@ async def test_no_secret_reaches_the_database(store: Store, db_path: Path) -> No
         adminSecret=secret,
     )
     await t.admit(store, [cand(entry_fields_from_wire(obj))], run_id=None)
-    asset = asset_fields_from_wire("flavor", {"id": "0_fl000001", "url": f"https://h/ks/{ks}"})
+    asset = columns("flavor", {"id": "0_fl000001", "url": f"https://h/ks/{ks}"}, entry="0_secr0001")
     await q.replace_assets(store, "0_secr0001", [asset])
     await q.start_run(
         store, "audit", {"admin_secret": secret, "app_token": secret, "ks": ks, "db": "x.db"}
@@ -164,11 +170,12 @@ async def test_replace_assets_keeps_backup_progress_and_counts_bytes(store: Stor
     low = {"id": "0_low00001", "flavorParamsId": 4, "size": 2}  # KB when sizeInBytes is 0/absent
     cap = {"id": "0_cap00001", "sizeInBytes": 50, "languageCode": "en", "language": "English"}
     child = {"id": "0_chl00001", "isOriginal": True, "sizeInBytes": 300}
+    e = "0_asse0001"
     assets = [
-        asset_fields_from_wire("flavor", src),
-        asset_fields_from_wire("flavor", low),
-        asset_fields_from_wire("caption", cap),
-        asset_fields_from_wire("flavor", child, owner_entry_id="0_child001"),
+        columns("flavor", src, entry=e, source=True),
+        columns("flavor", low, entry=e),
+        columns("caption", cap, entry=e),
+        columns("flavor", child, entry=e, owner="0_child001", source=True),
     ]
     await q.replace_assets(store, "0_asse0001", assets)
     row = await q.get_entry(store, "0_asse0001")
@@ -177,7 +184,7 @@ async def test_replace_assets_keeps_backup_progress_and_counts_bytes(store: Stor
     stored = {a.id: a for a in await q.assets_of(store, "0_asse0001")}
     assert stored["0_low00001"].size_bytes == 2048 and stored["0_cap00001"].language == "en"
     assert stored["0_chl00001"].owner_entry_id == "0_child001" and stored["0_chl00001"].is_source
-    assert bytes_saved_for("delete_flavors", stored.values()) == 2048
+    assert rules.bytes_freed_by("delete_flavors", stored.values(), source_known=True) == 2048
     await q.update_asset_backup(
         store, ("0_asse0001", "0_src00001"), archive_path="a/src.mp4", bytes_done=1000, sha256="ab",
         backup_state=AssetBackupState.VERIFIED, verified_at=T0,
@@ -188,7 +195,7 @@ async def test_replace_assets_keeps_backup_progress_and_counts_bytes(store: Stor
     await q.replace_assets(
         store,
         "0_asse0001",
-        [asset_fields_from_wire("flavor", src), asset_fields_from_wire("caption", cap2)],
+        [columns("flavor", src, entry=e, source=True), columns("caption", cap2, entry=e)],
     )
     stored = {a.id: a for a in await q.assets_of(store, "0_asse0001")}
     assert set(stored) == {"0_src00001", "0_cap00001"}
@@ -197,11 +204,11 @@ async def test_replace_assets_keeps_backup_progress_and_counts_bytes(store: Stor
     assert (stored["0_cap00001"].backup_state, stored["0_cap00001"].bytes_done) == ("pending", 0)
     row = await q.get_entry(store, "0_asse0001")
     assert (row.asset_count, row.bytes_total, row.bytes_saved) == (2, 1060, 1060)
-    # An action change recomputes bytes_saved from the stored assets.
-    await t.move(store, "0_asse0001", State.CANDIDATE, State.SIZED, run_id=1,
-                 updates={"action": "delete_flavors"})  # fmt: skip
+    # An action change sends a sized row back to be sized again (its sizes no longer fit).
+    await t.move(store, "0_asse0001", State.CANDIDATE, State.SIZED, run_id=1)
     await t.admit(store, [cand(fields("0_asse0001"), Action.DELETE_FLAVORS)], run_id=2)
-    assert (await q.get_entry(store, "0_asse0001")).bytes_saved == 0
+    row = await q.get_entry(store, "0_asse0001")
+    assert (row.state, row.action, row.bytes_saved) == ("candidate", "delete_flavors", None)
     with pytest.raises(StoreError, match="not in the store"):
         await q.replace_assets(store, "0_nothere1", [])
     with pytest.raises(StoreError, match="not in the store"):
@@ -210,13 +217,13 @@ async def test_replace_assets_keeps_backup_progress_and_counts_bytes(store: Stor
 
 def test_hostile_assets_are_rejected() -> None:
     with pytest.raises(InvalidEntryData, match="malformed id"):
-        asset_fields_from_wire("flavor", {"id": "a/b"})
+        parse_asset("flavor", {"id": "a/b", "entryId": "0_e"})
     with pytest.raises(InvalidEntryData, match="'size'"):
-        asset_fields_from_wire("flavor", {"id": "0_a", "size": "big"})
+        parse_asset("flavor", {"id": "0_a", "entryId": "0_e", "size": "big"})
     with pytest.raises(InvalidEntryData, match="non-negative"):
-        asset_fields_from_wire("flavor", {"id": "0_a", "sizeInBytes": -1})
+        parse_asset("flavor", {"id": "0_a", "entryId": "0_e", "sizeInBytes": -1})
     with pytest.raises(InvalidEntryData, match="unknown asset kind"):
-        asset_fields_from_wire("video", {"id": "0_a"})
+        parse_asset("video", {"id": "0_a", "entryId": "0_e"})
 
 
 async def test_runs_windows_meta_and_status(store: Store) -> None:
@@ -228,20 +235,27 @@ async def test_runs_windows_meta_and_status(store: Store) -> None:
     )  # fmt: skip
     assert [r.id for r in await q.recent_runs(store)] == [run_id]
 
-    w = await q.save_window(store, DiscoveryWindow(generation=run_id, lo=0, hi=100))
-    assert w.id is not None
-    w.cursor_created_at, w.seen_ids_at_cursor, w.pages = 50, ["0_a", "0_b"], 2
-    await q.save_window(store, w)
-    again = await q.save_window(store, DiscoveryWindow(generation=run_id, lo=0, hi=100))
-    assert again.id == w.id  # same key: the same window
-    await q.save_window(store, DiscoveryWindow(generation=run_id, lo=100, hi=200, status="done"))
-    loaded = await q.load_windows(store, run_id, status="pending")
-    assert len(loaded) == 1 and loaded[0].id == w.id
-    assert (await q.load_windows(store, run_id))[1].status == "done"
+    await q.seed_window(store, run_id, "ready", 0, 100, T0)
+    await q.seed_window(store, run_id, "ready", 0, 999, T0)  # the pass has one already
+    (w,) = await q.unfinished_windows(store, run_id)
+    assert (w["lo"], w["hi"]) == (0, 100)
+    halves = await q.split_window(
+        store, w["id"], run_id, "ready", [(0, 50), (51, 100)], 20000, 1, T0
+    )
+    assert [h for _, h in halves] == [(0, 50), (51, 100)]
+    await q.save_window_cursor(
+        store, halves[0][0], cursor_created_at=40, seen_ids=["0_a"], split_field="createdAt",
+        total_count=9000, done=True, pages=3, now=T0,
+    )  # fmt: skip
+    assert await q.window_counts(store, run_id) == (2, 1)  # the split parent is not counted
+    await q.fail_window(store, halves[1][0], T0)
+    assert [r["id"] for r in await q.unfinished_windows(store, run_id)] == [halves[1][0]]
 
     await q.set_meta(store, "k", "v")
     await q.set_meta(store, "k", "v2")
     assert await q.get_meta(store, "k") == "v2" and await q.get_meta(store, "x") is None
+    await q.set_meta(store, "k", None)
+    assert await q.get_meta(store, "k") is None
 
     await t.admit(store, [cand(fields(f"0_stat000{i}")) for i in range(3)], run_id=run_id)
     await q.refresh_entries(store, [fields("0_stat0000", name="fresh")], run_id=run_id)

@@ -11,6 +11,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from ctxhelpers import make_ctx
 from test_discover_helpers import VISIBLE, YEAR, as_of_ts, client_config, rows_by_state, truth
 
 from kretain.kaltura.client import KalturaClient
@@ -28,15 +29,8 @@ async def _discover(sim, db: Path, *, concurrency=4, progress=None, policy=None,
     async with await open_store(db) as store:
         run_id = await queries.start_run(store, "discover", {})
         async with KalturaClient(client_config(sim, **kw)) as client:
-            result = await discover(
-                store,
-                client,
-                policy or Policy.default(),
-                as_of=AS_OF,
-                run_id=run_id,
-                concurrency=concurrency,
-                progress=progress,
-            )
+            ctx = make_ctx(store, client, run_id, policy=policy, progress=progress)
+            result = await discover(ctx, concurrency=concurrency)
         rows = await rows_by_state(store)
     return result, rows
 
@@ -169,6 +163,7 @@ from kretain.kaltura.client import ClientConfig, KalturaClient
 from kretain.policy import Policy
 from kretain.store import queries
 from kretain.store.db import open_store
+from kretain.workers.context import RunContext
 from kretain.workers.discover import discover
 
 url, partner_id, db = sys.argv[1:4]
@@ -185,8 +180,9 @@ async def main():
             admin_secret=os.environ["KALTURA_ADMIN_SECRET"],
         )
         async with KalturaClient(config) as client:
-            await discover(store, client, Policy.default(), as_of=date(2026, 11, 22),
-                           run_id=run_id, concurrency=2, progress=progress)
+            ctx = RunContext(store, client, run_id=run_id, policy=Policy.default(),
+                             as_of=date(2026, 11, 22), progress=progress)
+            await discover(ctx, concurrency=2)
     print("done", flush=True)
 
 asyncio.run(main())
@@ -263,7 +259,7 @@ async def test_hostile_entry_data_is_recorded_as_error(tmp_path: Path) -> None:
     async with await open_store(tmp_path / "k.db") as store:
         run_id = await queries.start_run(store, "discover", {})
         result = mod.DiscoverResult(generation=1, resumed=False)
-        run = mod._Run(store, None, Policy.default(), AS_OF, run_id, 1, {}, result, None)
+        run = mod._Run(make_ctx(store, None, run_id), 1, {}, result)  # type: ignore[arg-type]
         admissions, bad = mod._admissions(run, [good, *hostile])
         async with store.transaction():
             await mod.transitions.admit(store, admissions, run_id=run_id)

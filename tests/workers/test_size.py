@@ -9,16 +9,16 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+from ctxhelpers import make_ctx
 from test_discover_helpers import as_of_ts, client_config
 
 from kretain.kaltura.client import KalturaClient
-from kretain.policy import Policy
 from kretain.simulator.partner import PartnerSpec
 from kretain.simulator.testing import run_simulator
 from kretain.store import queries
 from kretain.store.db import open_store
 from kretain.workers.discover import discover
-from kretain.workers.size import size
+from kretain.workers.size import SizeOptions, size
 
 AS_OF = date(2026, 11, 22)
 
@@ -44,12 +44,11 @@ async def _run(sim, db: Path, *, discover_first: bool = True, **size_kw):
     async with await open_store(db) as store:
         run_id = await queries.start_run(store, "run", {})
         async with KalturaClient(client_config(sim)) as client:
+            ctx = make_ctx(store, client, run_id)
             if discover_first:
-                d = await discover(
-                    store, client, Policy.default(), as_of=AS_OF, run_id=run_id, concurrency=2
-                )
+                d = await discover(ctx, concurrency=2)
                 assert d.complete, d.problems
-            result = await size(store, client, run_id=run_id, concurrency=2, **size_kw)
+            result = await size(ctx, options=SizeOptions(concurrency=2, **size_kw))
         rows = {
             r["id"]: dict(r)
             for r in await store.fetchall(
@@ -111,13 +110,16 @@ async def test_played_since_discovery_becomes_kept(tmp_path: Path) -> None:
         async with await open_store(db) as store:
             run_id = await queries.start_run(store, "run", {})
             async with KalturaClient(client_config(sim)) as client:
-                await discover(store, client, Policy.default(), as_of=AS_OF, run_id=run_id)
+                ctx = make_ctx(store, client, run_id)
+                await discover(ctx)
                 cands = [r[0] for r in await store.fetchall(
-                    "SELECT id FROM entries WHERE state = 'candidate' ORDER BY id LIMIT 3"
+                    # Rules about plays: a non-ready entry qualifies however it is played.
+                    "SELECT id FROM entries WHERE state = 'candidate' "
+                    "AND policy IN ('4-year', '2-year') ORDER BY id LIMIT 3"
                 )]  # fmt: skip
                 for entry_id in cands:
                     sim.partner.set_last_played(entry_id, as_of_ts(AS_OF) - 86_400)
-                result = await size(store, client, run_id=run_id)
+                result = await size(ctx)
             got = {
                 r[0]: (r[1], r[2])
                 for r in await store.fetchall(

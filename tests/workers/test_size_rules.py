@@ -1,28 +1,15 @@
-"""Unit tests of the pure sizing rules (source choice, bytes saved, fail closed)."""
+"""size_entry: one entry's sizes from its wire assets (the rules themselves: test_rules.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 from kretain.errors import InvalidEntryData
-from kretain.workers.size import choose_source, size_entry
+from kretain.workers.size import size_entry
 
 
 def _flavor(aid: str, entry: str, size: int, **kw) -> dict:
     return {"id": aid, "entryId": entry, "sizeInBytes": size, "size": -(-size // 1024), **kw}
-
-
-def test_choose_source_order() -> None:
-    a = {"isOriginal": False, "flavorParamsId": 5, "tags": "web"}
-    b = {"isOriginal": True, "flavorParamsId": 7, "tags": "web"}
-    c = {"flavorParamsId": 0, "tags": "web"}
-    d = {"flavorParamsId": 9, "tags": "source,web"}
-    assert choose_source([a, b, c, d], [1, 2, 3, 4]) == 1  # isOriginal first
-    assert choose_source([a, c, d], [1, 2, 3]) == 1  # then flavorParamsId 0
-    assert choose_source([a, d], [1, 2]) == 1  # then the source tag
-    assert choose_source([a, {"flavorParamsId": 3}], [10, 2]) == 0  # then the largest
-    assert choose_source([], []) is None
-    assert choose_source([{"isOriginal": "1"}, {"isOriginal": "true"}], [5, 9]) == 1
 
 
 def test_size_entry_actions_and_children() -> None:
@@ -47,6 +34,18 @@ def test_size_entry_actions_and_children() -> None:
     f = size_entry("0_p", "delete_flavors", by_owner, ["0_c"])
     assert f.bytes_total == whole
     assert f.bytes_saved == 300 + 2048 + 70
+
+
+def test_an_owner_without_a_recognisable_source_is_reported_and_frees_nothing() -> None:
+    big = _flavor("1_big", "0_p", 10**9, flavorParamsId=3)
+    small = _flavor("1_small", "0_p", 10, flavorParamsId=4)
+    child_src = _flavor("1_csrc", "0_c", 700, isOriginal=True)
+    by_owner = {"0_p": [("flavor", big), ("flavor", small)], "0_c": [("flavor", child_src)]}
+    e = size_entry("0_p", "delete_flavors", by_owner, ["0_c"])
+    assert e.unknown_sources == ("0_p",) and not e.source_known
+    assert e.bytes_saved == 0  # the delete stage will refuse it: nothing is counted
+    assert {a["id"] for a in e.assets if a["is_source"]} == {"1_csrc"}  # never "the largest"
+    assert size_entry("0_p", "delete_entry", by_owner, ["0_c"]).bytes_saved == 10**9 + 710
 
 
 def test_duplicate_asset_counted_once() -> None:
