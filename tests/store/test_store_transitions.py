@@ -239,9 +239,7 @@ async def test_claim_filters_by_action_and_attempts(store: Store) -> None:
             await t.move(
                 store, eid, State.DOWNLOADING, State.BACKUP_FAILED, run_id=2, error=f"e{n}"
             )
-    retry = await t.claim(
-        store, State.BACKUP_FAILED, State.DOWNLOADING, 10, 3, 60, max_attempts=2
-    )
+    retry = await t.claim(store, State.BACKUP_FAILED, State.DOWNLOADING, 10, 3, 60, max_attempts=2)
     assert [r.id for r in retry] == [ids[1]]
 
 
