@@ -18,7 +18,8 @@ Fields, environment variables and kretain.toml keys:
     app_token            KALTURA_APP_TOKEN            [kaltura] app_token
     app_token_hash_type  KALTURA_APP_TOKEN_HASH_TYPE  [kaltura] app_token_hash_type  (SHA256)
     db                   KRETAIN_DB                   [kretain] db            (./kretain.db)
-    archive              KRETAIN_ARCHIVE              [kretain] archive       (./kretain-archive)
+    archive              KRETAIN_ARCHIVE              [kretain] archive       (./kretain-archive;
+                                                      backups run only when one is named)
     as_of                KRETAIN_AS_OF                [kretain] as_of         (today, UTC)
     concurrency          KRETAIN_CONCURRENCY          [kretain] concurrency   (8)
     requests_per_second  KRETAIN_REQUESTS_PER_SECOND  [kretain] requests_per_second (unlimited)
@@ -385,8 +386,9 @@ app_token_hash_type = "SHA256"
 # Relative paths in this file are relative to this file's directory.
 db = "kretain.db"
 # Where backups (source flavors, captions, attachments, thumbnails, entry.json) go.
-#                                                                     env KRETAIN_ARCHIVE
-archive = "kretain-archive"
+# No archive by default: `kretain run` then audits only. Uncomment this (or set KRETAIN_ARCHIVE,
+# or pass --archive) to back up every candidate after the audit.     env KRETAIN_ARCHIVE
+# archive = "kretain-archive"
 # The date the policy is evaluated at (YYYY-MM-DD); default: today (UTC). env KRETAIN_AS_OF
 # as_of = "2026-01-31"
 # Parallel API requests / downloads.                                 env KRETAIN_CONCURRENCY
