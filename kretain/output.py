@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 import click
+from wcwidth import wcswidth
 
 FORMATS = ("table", "csv", "json", "nl", "markdown")
 
@@ -30,9 +31,23 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, float):
         return f"{value:.2f}".rstrip("0").rstrip(".") if value % 1 else f"{value:.0f}"
-    # Control characters from hostile entry names must not drive the terminal.
+    # Control characters from hostile entry names must not drive the terminal. Joiners stay:
+    # they only glue emoji sequences together (bidi overrides and the like are replaced).
     text = str(value)
-    return "".join(ch if ch.isprintable() else "\ufffd" for ch in text)
+    return "".join(ch if ch.isprintable() or ch in _JOINERS else "\ufffd" for ch in text)
+
+
+_JOINERS = frozenset("\u200c\u200d")
+
+
+def display_width(text: str) -> int:
+    """Terminal cells ``text`` takes: CJK and most emoji take two, combining marks none."""
+    width = wcswidth(text)
+    return width if width >= 0 else len(text)
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * (width - display_width(text))
 
 
 def render(table: Table, fmt: str, out: TextIO) -> None:
@@ -59,14 +74,14 @@ def render(table: Table, fmt: str, out: TextIO) -> None:
             out.write("| " + " | ".join(row) + " |\n")
     elif fmt == "table":
         rows = [[_cell(v) for v in row] for row in table.rows]
-        widths = [len(h) for h in table.headers]
+        widths = [display_width(h) for h in table.headers]
         for row in rows:
-            widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+            widths = [max(w, display_width(c)) for w, c in zip(widths, row, strict=True)]
         if table.title:
             out.write(table.title + "\n")
 
         def line(cells: Sequence[str]) -> str:
-            return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+            return "  ".join(_pad(c, w) for c, w in zip(cells, widths, strict=True)).rstrip()
 
         out.write(line(table.headers) + "\n")
         out.write(line(["-" * w for w in widths]) + "\n")
