@@ -227,11 +227,11 @@ async def _with_readonly_store(settings: Settings, fn: Callable[[Any], Any]) -> 
         return await fn(store)
 
 
-def _emit_tables(tables: Table | list[Table], fmt: str) -> None:
+def _emit_tables(tables: Table | list[Table], fmt: str, raw_csv: bool = False) -> None:
     for i, table in enumerate(tables if isinstance(tables, list) else [tables]):
         if i and fmt == "table":
             click.echo("")
-        render(table, fmt, sys.stdout)
+        render(table, fmt, sys.stdout, raw_csv=raw_csv)
 
 
 async def _materialise(table: Table) -> Table:
@@ -245,7 +245,7 @@ async def _materialise(table: Table) -> Table:
 @cli.command()
 @output_options()
 @pass_ctx
-def status(obj: Context, fmt: str) -> None:
+def status(obj: Context, fmt: str, raw_csv: bool) -> None:
     """Counts and bytes by state and policy, errors, and the last run."""
     from kretain.reports.status import status_report
 
@@ -256,13 +256,13 @@ def status(obj: Context, fmt: str) -> None:
         tables = tables if isinstance(tables, list) else [tables]
         return [await _materialise(t) for t in tables]
 
-    _emit_tables(_run_async(_with_readonly_store(settings, go)), fmt)
+    _emit_tables(_run_async(_with_readonly_store(settings, go)), fmt, raw_csv)
 
 
 @cli.command()
 @output_options()
 @pass_ctx
-def summary(obj: Context, fmt: str) -> None:
+def summary(obj: Context, fmt: str, raw_csv: bool) -> None:
     """The decision makers' summary: candidates, owners, media types, hours, bytes saved.
 
     Columns are the policy rules (2-year, 4-year, non-ready) and their total.
@@ -274,7 +274,7 @@ def summary(obj: Context, fmt: str) -> None:
     async def go(store: Any) -> Any:
         return await _materialise(await summary_report(store))
 
-    _emit_tables(_run_async(_with_readonly_store(settings, go)), fmt)
+    _emit_tables(_run_async(_with_readonly_store(settings, go)), fmt, raw_csv)
 
 
 @cli.command()
@@ -297,6 +297,7 @@ def export(
     owners: bool,
     columns: str,
     fmt: str,
+    raw_csv: bool,
 ) -> None:
     """Export entries (or owners) as CSV or JSON."""
     from kretain.reports.export import export_entries, export_owners
@@ -317,7 +318,7 @@ def export(
             )
         return await _materialise(table)
 
-    _emit_tables(_run_async(_with_readonly_store(settings, go)), fmt)
+    _emit_tables(_run_async(_with_readonly_store(settings, go)), fmt, raw_csv)
 
 
 @cli.command()
@@ -327,7 +328,9 @@ def export(
 )
 @output_options()
 @pass_ctx
-def query(obj: Context, sql: str, params: tuple[tuple[str, str], ...], fmt: str) -> None:
+def query(
+    obj: Context, sql: str, params: tuple[tuple[str, str], ...], fmt: str, raw_csv: bool
+) -> None:
     """Run read-only SQL against the state database.
 
     Example: kretain query "select state, count(*) from entries group by state"
@@ -339,7 +342,7 @@ def query(obj: Context, sql: str, params: tuple[tuple[str, str], ...], fmt: str)
     async def go() -> Any:
         return await _materialise(await run_query(settings.db, sql, dict(params)))
 
-    _emit_tables(_run_async(go()), fmt)
+    _emit_tables(_run_async(go()), fmt, raw_csv)
 
 
 # ---- verify ---------------------------------------------------------------------------------
