@@ -173,6 +173,12 @@ def run(
         raise _fail("run incomplete: " + "; ".join(report.problems[:3]), 8)
 
 
+def run_log_path(db_path: Path, run_id: int) -> Path:
+    """``kretain-logs/<db file name>-run-<id>.jsonl`` next to the database: run ids count per
+    database, so several databases in one directory need the name to keep their logs apart."""
+    return db_path.parent / "kretain-logs" / f"{db_path.name}-run-{run_id}.jsonl"
+
+
 async def _run_with_logging(
     obj: Context, settings: Settings, stage: str | None, progress: bool | None, pipeline: Any
 ) -> Any:
@@ -186,7 +192,7 @@ async def _run_with_logging(
     reporter = ProgressReporter(live=progress)
 
     def started(run_id: int, db_path: Path) -> None:
-        log_file = db_path.parent / "kretain-logs" / f"run-{run_id}.jsonl"
+        log_file = run_log_path(db_path, run_id)
         configure_logging(json_file=log_file, console=True, level=level)
         click.echo(f"run {run_id}: log {log_file}", err=True)
 
