@@ -11,7 +11,8 @@ Functions and classes:
     now() -> int                                                    Unix seconds
 
 A writing open takes an exclusive ``fcntl.flock`` on ``<db>.lock`` (which holds "pid since") before
-touching SQLite; a second kretain process gets StoreLockedError naming the holder. The OS drops
+touching SQLite; a second kretain process gets StoreLockedError naming the holder. The path is
+resolved first, so a symlink to a held database meets the same lock file. The OS drops
 the lock when the holder dies, even by SIGKILL, so a killed run never blocks the next one.
 Readonly opens (status/query/export) take no lock and open SQLite with ``mode=ro``.
 
@@ -215,7 +216,8 @@ async def open_store(
     Raises StoreLockedError when another process holds the database for writing,
     StoreError when a readonly database is missing, SchemaVersionError when it is too new.
     """
-    db_path = Path(path).expanduser().absolute()
+    # Resolved, so that every name of one file (a symlink, "a/../b") takes the same lock file.
+    db_path = Path(path).expanduser().resolve()
     if readonly:
         if not db_path.exists():
             raise StoreError(f"no kretain database at {db_path}")
