@@ -230,11 +230,16 @@ async def _with_readonly_store(settings: Settings, fn: Callable[[Any], Any]) -> 
     from kretain.store.db import open_store
 
     async with await open_store(settings.db, readonly=True) as store:
+        if store.note:
+            click.echo(f"kretain: note: {store.note}", err=True)
         return await fn(store)
 
 
 def _emit_tables(tables: Table | list[Table], fmt: str, raw_csv: bool = False) -> None:
-    for i, table in enumerate(tables if isinstance(tables, list) else [tables]):
+    tables = tables if isinstance(tables, list) else [tables]
+    for note in dict.fromkeys(n for table in tables for n in table.notes):
+        click.echo(f"kretain: note: {note}", err=True)
+    for i, table in enumerate(tables):
         if i and fmt == "table":
             click.echo("")
         render(table, fmt, sys.stdout, raw_csv=raw_csv)

@@ -18,7 +18,7 @@ import io
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import click
@@ -34,6 +34,8 @@ class Table:
     headers: list[str]
     rows: Iterable[Sequence[Any]]
     title: str | None = None
+    # Remarks for the person running the command (stderr), never part of the data.
+    notes: list[str] = field(default_factory=list)
 
 
 def _cell(value: Any) -> str:

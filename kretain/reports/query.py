@@ -3,6 +3,7 @@
 Names:
     run_query(db_path, sql, params=()) -> Table        (async; rows streamed from a cursor)
     open_readonly(db_path) -> sqlite3.Connection       mode=ro URI, query_only=1
+    connect_readonly(db_path) -> (connection, note)    the same, with the immutable-open note
     stream(conn, sql, params=(), convert=None) -> Iterator[tuple]
         execute now (errors surface at once), then yield rows lazily; closes ``conn`` at the end
     ReportError > QueryError > ReadOnlyQueryError   (exit code 1, one line for the user)
@@ -27,13 +28,15 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from kretain.errors import KretainError
+from kretain.errors import KretainError, StoreError
 from kretain.output import Table
+from kretain.store.db import readonly_source
 
 __all__ = [
     "QueryError",
     "ReadOnlyQueryError",
     "ReportError",
+    "connect_readonly",
     "open_readonly",
     "run_query",
     "stream",
@@ -175,12 +178,22 @@ def _authorizer(refused: list[str]) -> Callable[..., int]:
 
 def open_readonly(db_path: str | os.PathLike[str]) -> sqlite3.Connection:
     """A read-only connection: mode=ro URI, query_only, busy timeout. Raises ReportError."""
+    return connect_readonly(db_path)[0]
+
+
+def connect_readonly(db_path: str | os.PathLike[str]) -> tuple[sqlite3.Connection, str | None]:
+    """open_readonly, plus the note for the user when the open had to be immutable (a database
+    in a read-only directory, see kretain.store.db.readonly_source)."""
     path = Path(db_path).expanduser().absolute()
-    if not path.is_file():
+    if not path.exists():
         raise ReportError(f"no database at {path}")
     try:
+        source = readonly_source(path)
+    except StoreError as exc:
+        raise ReportError(str(exc)) from None
+    try:
         conn = sqlite3.connect(
-            f"{path.as_uri()}?mode=ro",
+            source.uri,
             uri=True,
             timeout=BUSY_TIMEOUT_S,
             isolation_level=None,
@@ -189,7 +202,7 @@ def open_readonly(db_path: str | os.PathLike[str]) -> sqlite3.Connection:
         conn.execute("PRAGMA query_only = 1")
     except sqlite3.Error as exc:
         raise ReportError(f"cannot open {path} read-only: {exc}") from exc
-    return conn
+    return conn, source.note
 
 
 def _rows(
@@ -251,7 +264,7 @@ async def run_query(
     Works while another process holds a write transaction (WAL readers do not wait).
     """
     _check_first_word(sql)
-    conn = open_readonly(db_path)
+    conn, note = connect_readonly(db_path)
     refused: list[str] = []
     conn.set_authorizer(_authorizer(refused))
     try:
@@ -264,4 +277,4 @@ async def run_query(
         if "readonly" in str(exc) or "read-only" in str(exc):  # mode=ro / query_only caught it
             raise ReadOnlyQueryError(f"kretain query only reads: {exc}") from exc
         raise QueryError(f"query failed: {exc}") from exc
-    return Table(headers=headers, rows=rows, title=title)
+    return Table(headers=headers, rows=rows, title=title, notes=[note] if note else [])
