@@ -239,10 +239,14 @@ def _emit_tables(tables: Table | list[Table], fmt: str, raw_csv: bool = False) -
     tables = tables if isinstance(tables, list) else [tables]
     for note in dict.fromkeys(n for table in tables for n in table.notes):
         click.echo(f"kretain: note: {note}", err=True)
-    for i, table in enumerate(tables):
-        if i and fmt == "table":
-            click.echo("")
-        render(table, fmt, sys.stdout, raw_csv=raw_csv)
+    try:
+        for i, table in enumerate(tables):
+            if i and fmt == "table":
+                click.echo("")
+            render(table, fmt, sys.stdout, raw_csv=raw_csv)
+    except KretainError as exc:  # rows are streamed: reading them can fail mid-output
+        sys.stdout.flush()
+        raise _fail(str(exc), exc.exit_code) from None
 
 
 async def _materialise(table: Table) -> Table:
@@ -312,6 +316,7 @@ def export(
 ) -> None:
     """Export entries (or owners) as CSV or JSON."""
     from kretain.reports.export import export_entries, export_owners
+    from kretain.reports.query import sigint_stops_queries
 
     settings = obj.settings()
 
@@ -329,7 +334,8 @@ def export(
             )
         return await _materialise(table)
 
-    _emit_tables(_run_async(_with_readonly_store(settings, go)), fmt, raw_csv)
+    with sigint_stops_queries():  # Ctrl-C stops a long export at once (exit 130)
+        _emit_tables(_run_async(_with_readonly_store(settings, go)), fmt, raw_csv)
 
 
 @cli.command()
@@ -346,14 +352,15 @@ def query(
 
     Example: kretain query "select state, count(*) from entries group by state"
     """
-    from kretain.reports.query import run_query
+    from kretain.reports.query import run_query, sigint_stops_queries
 
     settings = obj.settings()
 
     async def go() -> Any:
         return await _materialise(await run_query(settings.db, sql, dict(params)))
 
-    _emit_tables(_run_async(go()), fmt, raw_csv)
+    with sigint_stops_queries():  # Ctrl-C stops a long statement at once (exit 130)
+        _emit_tables(_run_async(go()), fmt, raw_csv)
 
 
 # ---- verify ---------------------------------------------------------------------------------
