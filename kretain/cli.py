@@ -9,9 +9,13 @@ one line on stderr and a non-zero exit.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import shutil
 import sys
+import textwrap
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -167,6 +171,7 @@ def run(
     from kretain.workers.runner import run_pipeline
 
     settings = obj.settings(archive=str(archive) if archive else None, **_connection_flags(**conn))
+    _warn_about_policy(settings)
     report = _run_async(_run_with_logging(obj, settings, stage, progress, run_pipeline))
     _print_run_report(report)
     if report.status != "ok":
@@ -221,6 +226,70 @@ def _print_run_report(report: Any) -> None:
     )
     for problem in report.problems[:20]:
         click.echo(f"problem: {problem}", err=True)
+
+
+# ---- policy ---------------------------------------------------------------------------------
+
+
+def _warn_about_policy(settings: Settings) -> list[str]:
+    """Print the policy's doubtful settings to stderr (they do not stop anything)."""
+    from kretain.policy import policy_warnings
+
+    warnings = policy_warnings(settings.policy, settings.as_of, datetime.now(UTC).date())
+    for warning in warnings:
+        click.echo(f"kretain: warning: {warning}", err=True)
+    return warnings
+
+
+@cli.command("policy")
+@click.option(
+    "--as-of",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Show the dates the rules mean at this date (default: today, UTC).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Plain words, or JSON for programs.",
+)
+@pass_ctx
+def policy_command(obj: Context, as_of: datetime | None, fmt: str) -> None:
+    """Show the effective policy in plain words: each rule with the dates it means at the as-of
+    date, the exemptions, and where each setting came from (flag, environment, kretain.toml or
+    default). Warns about rules that can never match, zero thresholds and a future as-of.
+    """
+    from kretain.config import policy_setting_sources
+    from kretain.policy import describe_policy
+
+    settings = obj.settings(as_of=as_of.date().isoformat() if as_of else None)
+    warnings = _warn_about_policy(settings)
+    described = describe_policy(settings.policy, settings.as_of)
+    sources = policy_setting_sources(settings)
+    if fmt == "json":
+        described |= {"warnings": warnings, "sources": dict(sources)}
+        click.echo(json.dumps(described, indent=2))
+        return
+    width = min(shutil.get_terminal_size().columns, 100)
+
+    def para(text: str, first: str = "  ", rest: str = "     ") -> None:
+        click.echo(textwrap.fill(text, width, initial_indent=first, subsequent_indent=rest))
+
+    as_of_source = dict(sources)["as_of"]
+    click.echo(f"Policy at as-of {described['as_of']} ({as_of_source})")
+    para(described["order"], first="", rest="")
+    click.echo("\nRules")
+    for i, rule in enumerate(described["rules"], 1):
+        para(rule["text"], first=f"  {i}. ")
+    click.echo("\nExemptions (entries a rule matched that are reported, never touched)")
+    for line in described["exemptions"]["text"]:
+        para(line)
+    click.echo("\nWhere each setting came from")
+    name_width = max(len(name) for name, _ in sources)
+    for name, source in sources:
+        click.echo(f"  {name.ljust(name_width)}  {source}")
 
 
 # ---- reports --------------------------------------------------------------------------------
