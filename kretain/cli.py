@@ -78,7 +78,8 @@ pass_ctx = click.make_pass_decorator(Context)
 )
 @click.option(
     "--db",
-    type=click.Path(dir_okay=False, path_type=Path),
+    # Directories and other bad paths are refused by the store, in one line (not click usage).
+    type=click.Path(path_type=Path),
     help="State database (env KRETAIN_DB; default ./kretain.db).",
 )
 @click.option("-v", "--verbose", count=True, help="More log detail (-vv for debug).")

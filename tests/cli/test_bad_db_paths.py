@@ -72,10 +72,13 @@ def test_an_empty_file_read_only(tmp_path: Path, command: list[str]) -> None:
 
 
 @pytest.mark.parametrize("command", [["status"], ["query", "select 1"], ["verify"]])
-def test_a_directory(tmp_path: Path, command: list[str]) -> None:
-    # KRETAIN_DB, as click's --db check stops a directory given as a flag.
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_a_directory(tmp_path: Path, command: list[str], how: str) -> None:
     (tmp_path / "state").mkdir()
-    result = invoke(command, {"KRETAIN_DB": str(tmp_path / "state")})
+    if how == "flag":
+        result = invoke(["--db", str(tmp_path / "state"), *command])
+    else:
+        result = invoke(command, {"KRETAIN_DB": str(tmp_path / "state")})
     assert_one_clear_line(result, "is a directory")
     assert not (tmp_path / "state.lock").exists()
 
