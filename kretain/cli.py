@@ -9,9 +9,13 @@ one line on stderr and a non-zero exit.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import shutil
 import sys
+import textwrap
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -74,7 +78,8 @@ pass_ctx = click.make_pass_decorator(Context)
 )
 @click.option(
     "--db",
-    type=click.Path(dir_okay=False, path_type=Path),
+    # Directories and other bad paths are refused by the store, in one line (not click usage).
+    type=click.Path(path_type=Path),
     help="State database (env KRETAIN_DB; default ./kretain.db).",
 )
 @click.option("-v", "--verbose", count=True, help="More log detail (-vv for debug).")
@@ -167,10 +172,17 @@ def run(
     from kretain.workers.runner import run_pipeline
 
     settings = obj.settings(archive=str(archive) if archive else None, **_connection_flags(**conn))
+    _warn_about_policy(settings)
     report = _run_async(_run_with_logging(obj, settings, stage, progress, run_pipeline))
     _print_run_report(report)
     if report.status != "ok":
         raise _fail("run incomplete: " + "; ".join(report.problems[:3]), 8)
+
+
+def run_log_path(db_path: Path, run_id: int) -> Path:
+    """``kretain-logs/<db file name>-run-<id>.jsonl`` next to the database: run ids count per
+    database, so several databases in one directory need the name to keep their logs apart."""
+    return db_path.parent / "kretain-logs" / f"{db_path.name}-run-{run_id}.jsonl"
 
 
 async def _run_with_logging(
@@ -186,7 +198,7 @@ async def _run_with_logging(
     reporter = ProgressReporter(live=progress)
 
     def started(run_id: int, db_path: Path) -> None:
-        log_file = db_path.parent / "kretain-logs" / f"run-{run_id}.jsonl"
+        log_file = run_log_path(db_path, run_id)
         configure_logging(json_file=log_file, console=True, level=level)
         click.echo(f"run {run_id}: log {log_file}", err=True)
 
@@ -217,6 +229,70 @@ def _print_run_report(report: Any) -> None:
         click.echo(f"problem: {problem}", err=True)
 
 
+# ---- policy ---------------------------------------------------------------------------------
+
+
+def _warn_about_policy(settings: Settings) -> list[str]:
+    """Print the policy's doubtful settings to stderr (they do not stop anything)."""
+    from kretain.policy import policy_warnings
+
+    warnings = policy_warnings(settings.policy, settings.as_of, datetime.now(UTC).date())
+    for warning in warnings:
+        click.echo(f"kretain: warning: {warning}", err=True)
+    return warnings
+
+
+@cli.command("policy")
+@click.option(
+    "--as-of",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Show the dates the rules mean at this date (default: today, UTC).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Plain words, or JSON for programs.",
+)
+@pass_ctx
+def policy_command(obj: Context, as_of: datetime | None, fmt: str) -> None:
+    """Show the effective policy in plain words: each rule with the dates it means at the as-of
+    date, the exemptions, and where each setting came from (flag, environment, kretain.toml or
+    default). Warns about rules that can never match, zero thresholds and a future as-of.
+    """
+    from kretain.config import policy_setting_sources
+    from kretain.policy import describe_policy
+
+    settings = obj.settings(as_of=as_of.date().isoformat() if as_of else None)
+    warnings = _warn_about_policy(settings)
+    described = describe_policy(settings.policy, settings.as_of)
+    sources = policy_setting_sources(settings)
+    if fmt == "json":
+        described |= {"warnings": warnings, "sources": dict(sources)}
+        click.echo(json.dumps(described, indent=2))
+        return
+    width = min(shutil.get_terminal_size().columns, 100)
+
+    def para(text: str, first: str = "  ", rest: str = "     ") -> None:
+        click.echo(textwrap.fill(text, width, initial_indent=first, subsequent_indent=rest))
+
+    as_of_source = dict(sources)["as_of"]
+    click.echo(f"Policy at as-of {described['as_of']} ({as_of_source})")
+    para(described["order"], first="", rest="")
+    click.echo("\nRules")
+    for i, rule in enumerate(described["rules"], 1):
+        para(rule["text"], first=f"  {i}. ")
+    click.echo("\nExemptions (entries a rule matched that are reported, never touched)")
+    for line in described["exemptions"]["text"]:
+        para(line)
+    click.echo("\nWhere each setting came from")
+    name_width = max(len(name) for name, _ in sources)
+    for name, source in sources:
+        click.echo(f"  {name.ljust(name_width)}  {source}")
+
+
 # ---- reports --------------------------------------------------------------------------------
 
 
@@ -224,14 +300,23 @@ async def _with_readonly_store(settings: Settings, fn: Callable[[Any], Any]) -> 
     from kretain.store.db import open_store
 
     async with await open_store(settings.db, readonly=True) as store:
+        if store.note:
+            click.echo(f"kretain: note: {store.note}", err=True)
         return await fn(store)
 
 
-def _emit_tables(tables: Table | list[Table], fmt: str) -> None:
-    for i, table in enumerate(tables if isinstance(tables, list) else [tables]):
-        if i and fmt == "table":
-            click.echo("")
-        render(table, fmt, sys.stdout)
+def _emit_tables(tables: Table | list[Table], fmt: str, raw_csv: bool = False) -> None:
+    tables = tables if isinstance(tables, list) else [tables]
+    for note in dict.fromkeys(n for table in tables for n in table.notes):
+        click.echo(f"kretain: note: {note}", err=True)
+    try:
+        for i, table in enumerate(tables):
+            if i and fmt == "table":
+                click.echo("")
+            render(table, fmt, sys.stdout, raw_csv=raw_csv)
+    except KretainError as exc:  # rows are streamed: reading them can fail mid-output
+        sys.stdout.flush()
+        raise _fail(str(exc), exc.exit_code) from None
 
 
 async def _materialise(table: Table) -> Table:
@@ -245,7 +330,7 @@ async def _materialise(table: Table) -> Table:
 @cli.command()
 @output_options()
 @pass_ctx
-def status(obj: Context, fmt: str) -> None:
+def status(obj: Context, fmt: str, raw_csv: bool) -> None:
     """Counts and bytes by state and policy, errors, and the last run."""
     from kretain.reports.status import status_report
 
@@ -256,13 +341,13 @@ def status(obj: Context, fmt: str) -> None:
         tables = tables if isinstance(tables, list) else [tables]
         return [await _materialise(t) for t in tables]
 
-    _emit_tables(_run_async(_with_readonly_store(settings, go)), fmt)
+    _emit_tables(_run_async(_with_readonly_store(settings, go)), fmt, raw_csv)
 
 
 @cli.command()
 @output_options()
 @pass_ctx
-def summary(obj: Context, fmt: str) -> None:
+def summary(obj: Context, fmt: str, raw_csv: bool) -> None:
     """The decision makers' summary: candidates, owners, media types, hours, bytes saved.
 
     Columns are the policy rules (2-year, 4-year, non-ready) and their total.
@@ -274,7 +359,7 @@ def summary(obj: Context, fmt: str) -> None:
     async def go(store: Any) -> Any:
         return await _materialise(await summary_report(store))
 
-    _emit_tables(_run_async(_with_readonly_store(settings, go)), fmt)
+    _emit_tables(_run_async(_with_readonly_store(settings, go)), fmt, raw_csv)
 
 
 @cli.command()
@@ -297,9 +382,11 @@ def export(
     owners: bool,
     columns: str,
     fmt: str,
+    raw_csv: bool,
 ) -> None:
     """Export entries (or owners) as CSV or JSON."""
     from kretain.reports.export import export_entries, export_owners
+    from kretain.reports.query import sigint_stops_queries
 
     settings = obj.settings()
 
@@ -317,7 +404,8 @@ def export(
             )
         return await _materialise(table)
 
-    _emit_tables(_run_async(_with_readonly_store(settings, go)), fmt)
+    with sigint_stops_queries():  # Ctrl-C stops a long export at once (exit 130)
+        _emit_tables(_run_async(_with_readonly_store(settings, go)), fmt, raw_csv)
 
 
 @cli.command()
@@ -327,19 +415,22 @@ def export(
 )
 @output_options()
 @pass_ctx
-def query(obj: Context, sql: str, params: tuple[tuple[str, str], ...], fmt: str) -> None:
+def query(
+    obj: Context, sql: str, params: tuple[tuple[str, str], ...], fmt: str, raw_csv: bool
+) -> None:
     """Run read-only SQL against the state database.
 
     Example: kretain query "select state, count(*) from entries group by state"
     """
-    from kretain.reports.query import run_query
+    from kretain.reports.query import run_query, sigint_stops_queries
 
     settings = obj.settings()
 
     async def go() -> Any:
         return await _materialise(await run_query(settings.db, sql, dict(params)))
 
-    _emit_tables(_run_async(go()), fmt)
+    with sigint_stops_queries():  # Ctrl-C stops a long statement at once (exit 130)
+        _emit_tables(_run_async(go()), fmt, raw_csv)
 
 
 # ---- verify ---------------------------------------------------------------------------------

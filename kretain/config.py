@@ -6,6 +6,7 @@ Names:
     Settings.validate_credentials() -> None     ConfigError (one line) if the API can't be used
     Settings.auth_mode -> "app_token" | "admin_secret" | None
     render_default_toml() -> str               the commented kretain.toml `kretain init` writes
+    policy_setting_sources(settings) -> [(setting, source)]   for `kretain policy`
     read_entry_ids(path) -> frozenset[str]     the exemption id-list file format
     ENV_NAMES                                  field -> environment variable
 
@@ -18,7 +19,8 @@ Fields, environment variables and kretain.toml keys:
     app_token            KALTURA_APP_TOKEN            [kaltura] app_token
     app_token_hash_type  KALTURA_APP_TOKEN_HASH_TYPE  [kaltura] app_token_hash_type  (SHA256)
     db                   KRETAIN_DB                   [kretain] db            (./kretain.db)
-    archive              KRETAIN_ARCHIVE              [kretain] archive       (./kretain-archive)
+    archive              KRETAIN_ARCHIVE              [kretain] archive       (./kretain-archive;
+                                                      backups run only when one is named)
     as_of                KRETAIN_AS_OF                [kretain] as_of         (today, UTC)
     concurrency          KRETAIN_CONCURRENCY          [kretain] concurrency   (8)
     requests_per_second  KRETAIN_REQUESTS_PER_SECOND  [kretain] requests_per_second (unlimited)
@@ -51,6 +53,7 @@ __all__ = [
     "ENV_NAMES",
     "Settings",
     "load_settings",
+    "policy_setting_sources",
     "read_entry_ids",
     "render_default_toml",
 ]
@@ -112,6 +115,9 @@ class Settings:
     sources: Mapping[str, str] = field(default_factory=dict)
     # The partner id as given when it could not be parsed (validate_credentials reports it).
     partner_id_raw: str | None = None
+    # Where [policy] keys came from, e.g. {"rules": "policy.rules in /x/kretain.toml",
+    # "exemptions.tags": ...}; keys absent here are defaults. For `kretain policy`.
+    policy_sources: Mapping[str, str] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         parts = []
@@ -333,6 +339,14 @@ def load_settings(
     policy_section = data.get("policy", {})
     if not isinstance(policy_section, dict):
         raise ConfigError(f"{toml_path}: [policy] must be a table")
+    policy_sources: dict[str, str] = {}
+    if toml_path is not None:
+        for key in ("rules", "include_quiz", "include_external", "non_ready_exemptible"):
+            if key in policy_section:
+                policy_sources[key] = f"policy.{key} in {toml_path}"
+        if isinstance(policy_section.get("exemptions"), dict):
+            for key in policy_section["exemptions"]:
+                policy_sources[f"exemptions.{key}"] = f"policy.exemptions.{key} in {toml_path}"
     entry_ids: frozenset[str] = frozenset()
     ids_file = (
         policy_section.get("exemptions", {}).get("entry_ids_file")
@@ -344,15 +358,31 @@ def load_settings(
             raise ConfigError("policy.exemptions.entry_ids_file must be a path")
         assert toml_path is not None
         ids_path = Path(ids_file).expanduser()
-        entry_ids = read_entry_ids(
-            ids_path if ids_path.is_absolute() else toml_path.parent / ids_path
-        )
+        ids_path = ids_path if ids_path.is_absolute() else toml_path.parent / ids_path
+        entry_ids = read_entry_ids(ids_path)
+        policy_sources["exemptions.entry_ids_file"] += f" ({ids_path}, {len(entry_ids)} ids)"
     try:
         values["policy"] = Policy.from_mapping(policy_section, entry_ids=entry_ids)
     except ConfigError as exc:
         where = f"{toml_path}: " if toml_path else ""
         raise ConfigError(f"{where}{exc}") from None
-    return Settings(**values, config_file=toml_path, sources=sources)
+    return Settings(**values, config_file=toml_path, sources=sources, policy_sources=policy_sources)
+
+
+def policy_setting_sources(settings: Settings) -> list[tuple[str, str]]:
+    """(setting, where its value came from) for everything the policy depends on: a flag, an
+    environment variable, kretain.toml, or the default."""
+    rows = [
+        ("settings file", str(settings.config_file) if settings.config_file else "none"),
+        ("as_of", settings.sources.get("as_of", "default (today, UTC)")),
+        ("policy.rules", settings.policy_sources.get("rules", "default (the seed's rules)")),
+    ]
+    for key in ("include_quiz", "include_external", "non_ready_exemptible"):
+        rows.append((f"policy.{key}", settings.policy_sources.get(key, "default")))
+    for key in ("entry_ids", "entry_ids_file", "tags", "category_ids", "categories", "owners"):
+        source = settings.policy_sources.get(f"exemptions.{key}", "default (none)")
+        rows.append((f"policy.exemptions.{key}", source))
+    return rows
 
 
 # ---- kretain init -------------------------------------------------------------------------
@@ -385,8 +415,9 @@ app_token_hash_type = "SHA256"
 # Relative paths in this file are relative to this file's directory.
 db = "kretain.db"
 # Where backups (source flavors, captions, attachments, thumbnails, entry.json) go.
-#                                                                     env KRETAIN_ARCHIVE
-archive = "kretain-archive"
+# No archive by default: `kretain run` then audits only. Uncomment this (or set KRETAIN_ARCHIVE,
+# or pass --archive) to back up every candidate after the audit.     env KRETAIN_ARCHIVE
+# archive = "kretain-archive"
 # The date the policy is evaluated at (YYYY-MM-DD); default: today (UTC). env KRETAIN_AS_OF
 # as_of = "2026-01-31"
 # Parallel API requests / downloads.                                 env KRETAIN_CONCURRENCY

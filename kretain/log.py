@@ -144,13 +144,21 @@ def configure_logging(
     console: bool = True,
     level: int | str = "INFO",
     stream: Any = None,
+    file_level: int | str = "INFO",
 ) -> None:
     """Route structlog and stdlib logging to stderr and/or a JSON-lines file.
+
+    ``level`` is the console's level. The file records ``file_level`` (INFO) and above, or
+    more when the console is more detailed: a run's log keeps its stage and entry outcomes
+    even when the console shows only warnings.
 
     On a TTY the console gets structlog's ConsoleRenderer; otherwise plain
     ``key=value`` lines. Calling it again replaces the handlers it installed.
     """
-    lvl = _level(level)
+    console_lvl = _level(level)
+    file_lvl = min(_level(file_level), console_lvl)
+    # The root level lets through what the most detailed handler wants; each handler filters.
+    lvl = min(console_lvl, file_lvl) if json_file is not None else console_lvl
     chain = shared_processors()
     stream = stream if stream is not None else sys.stderr
     handlers: list[logging.Handler] = []
@@ -164,10 +172,12 @@ def configure_logging(
             )
         )
         handlers.append(_handler(logging.StreamHandler(stream), chain, renderer))
+        handlers[-1].setLevel(console_lvl)
     if json_file is not None:
         json_file.parent.mkdir(parents=True, exist_ok=True)
         file_handler = logging.FileHandler(json_file, encoding="utf-8")
         handlers.append(_handler(file_handler, chain, structlog.processors.JSONRenderer()))
+        handlers[-1].setLevel(file_lvl)
 
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, _HANDLER_MARK, False)]:
@@ -175,7 +185,6 @@ def configure_logging(
         old.close()
     for handler in handlers:
         setattr(handler, _HANDLER_MARK, True)
-        handler.setLevel(lvl)
         root.addHandler(handler)
     root.setLevel(lvl)
     # aiohttp's access/client loggers are chatty at INFO; keep their warnings.

@@ -11,6 +11,10 @@ Names:
     Decision(rule, action, reason, exempt_by, labels)
     evaluate(entry, policy, as_of) -> Decision
     as_of_timestamp(as_of) -> int;  YEAR_SECONDS = 365 days
+    shadowed_rules(policy) -> [(rule name, names of the earlier rules that take its entries)]
+    policy_warnings(policy, as_of, today) -> [str]   rules that can never match, 0 thresholds,
+                                                     a future as_of (for `kretain run`/`policy`)
+    describe_rule(rule, as_of) -> str;  describe_policy(policy, as_of) -> dict   plain words
 
 Default policy (the seed's, 365-day years, evaluated at ``as_of`` 00:00 UTC), rules tried IN ORDER,
 first match wins:
@@ -41,6 +45,7 @@ lastPlayedAt then means "never played"; without play data it means "unknown".
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -58,8 +63,12 @@ __all__ = [
     "Policy",
     "Rule",
     "as_of_timestamp",
+    "describe_policy",
+    "describe_rule",
     "evaluate",
     "facts_from_fields",
+    "policy_warnings",
+    "shadowed_rules",
 ]
 
 YEAR_SECONDS = 365 * 86_400
@@ -459,3 +468,206 @@ def evaluate(entry: EntryFacts, policy: Policy, as_of: date | datetime | int) ->
     else:
         why = f"{created}, {_played_text(entry)}: no rule matches"
     return Decision(None, None, why, labels=labels)
+
+
+# ---- sanity checks and plain words (for `kretain policy` and the warnings of `kretain run`) ----
+#
+# A rule matches the box: status in its statuses (READY when none), age in [min, max), and never
+# played or last played `gap` years before as_of with gap >= not_played_years. A played entry's
+# gap is at most its age. Rule L can never match when every entry in its box is matched by some
+# earlier rule (first match wins): possibly by several earlier rules together. Every threshold is
+# a breakpoint; between breakpoints, whether each rule matches does not change, so testing one
+# entry per cell (status x age cell x {never played, each feasible gap cell}) decides it exactly.
+
+
+def _rule_statuses(rule: Rule) -> tuple[str, ...]:
+    return rule.statuses or (READY,)
+
+
+def _admits(rule: Rule, status: str, age: float, gap: float | None) -> bool:
+    """Whether ``rule`` matches an entry of ``status`` and ``age`` years, last played ``gap``
+    years before as_of (None: never played)."""
+    if status not in _rule_statuses(rule) or age < rule.min_age_years:
+        return False
+    if rule.max_age_years is not None and age >= rule.max_age_years:
+        return False
+    return rule.not_played_years is None or gap is None or gap >= rule.not_played_years
+
+
+def _taken_by(rule: Rule, earlier: tuple[Rule, ...]) -> tuple[str, ...] | None:
+    """The earlier rules that together match every entry ``rule`` matches, or None when some
+    entry would reach ``rule``."""
+    rules = (rule, *earlier)
+    ages = sorted(
+        {0.0, *(v for r in rules for v in (r.min_age_years, r.max_age_years) if v is not None)}
+    )
+    gaps = sorted({0.0, *(r.not_played_years for r in rules if r.not_played_years is not None)})
+    used: set[str] = set()
+    for i, low in enumerate(ages):
+        high = ages[i + 1] if i + 1 < len(ages) else math.inf
+        # (age, gap) samples of this age cell: never played, then one per gap cell that a
+        # played entry of this age can be in (its gap is at most its age).
+        samples: list[tuple[float, float | None]] = [(low, None)]
+        samples += [(max(low, g), g) for g in gaps if g < high]
+        for status in _rule_statuses(rule):
+            for age, gap in samples:
+                if not _admits(rule, status, age, gap):
+                    continue
+                first = next((r for r in earlier if _admits(r, status, age, gap)), None)
+                if first is None:
+                    return None
+                used.add(first.name)
+    return tuple(r.name for r in earlier if r.name in used) if used else None
+
+
+def shadowed_rules(policy: Policy) -> list[tuple[str, tuple[str, ...]]]:
+    """Rules that can never match because earlier rules match all their entries first, each
+    with the names of those earlier rules."""
+    out = []
+    for i, rule in enumerate(policy.rules):
+        taken = _taken_by(rule, policy.rules[:i])
+        if taken:
+            out.append((rule.name, taken))
+    return out
+
+
+def policy_warnings(policy: Policy, as_of: date, today: date) -> list[str]:
+    """One line per doubtful setting: unreachable rules, zero thresholds, a future as_of."""
+    warnings = []
+    for name, taken in shadowed_rules(policy):
+        by = ", ".join(repr(n) for n in taken)
+        warnings.append(
+            f"rule {name!r} can never match: every entry it covers is matched first by {by} "
+            "(rules are tried in order; the first match decides)"
+        )
+    for rule in policy.rules:
+        if rule.min_age_years == 0:
+            who = (
+                "entries that have not become ready yet, still converting uploads included,"
+                if rule.statuses
+                else "entries uploaded today"
+            )
+            warnings.append(f"rule {rule.name!r} has min_age_years = 0: {who} match it")
+        if rule.not_played_years == 0:
+            warnings.append(
+                f"rule {rule.name!r} has not_played_years = 0: every entry counts as not "
+                "played (a play today is 0 years ago)"
+            )
+    if as_of > today:
+        warnings.append(
+            f"as-of {as_of.isoformat()} is in the future (today is {today.isoformat()}): entries "
+            "are judged by their age on that date; the delete stage will refuse a future as-of"
+        )
+    return warnings
+
+
+def _moment(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _years(value: float) -> str:
+    return f"{value:g}"
+
+
+_ACTION_WORDS = {
+    ("delete_entry", False): "back up, then delete the entry",
+    ("delete_entry", True): "back up what exists, then delete the entry",
+    ("delete_flavors", False): "delete every flavor except the source (no backup)",
+    ("delete_flavors", True): "delete every flavor except the source (no backup)",
+}
+
+
+def describe_rule(rule: Rule, as_of: date | datetime | int) -> str:
+    """The rule in plain words at ``as_of``, with the dates its thresholds fall on."""
+    t = as_of_timestamp(as_of)
+    if rule.statuses:
+        shown = ", ".join(
+            s if STATUS_NAMES.get(s, s) == s else f"{s} {STATUS_NAMES[s]}" for s in rule.statuses
+        )
+        who = f"entries that never became ready (status {shown})"
+    else:
+        who = "ready entries"
+    created = f"created at or before {_moment(t - rule.min_age_years * YEAR_SECONDS)}"
+    if rule.max_age_years is not None:
+        created += f" and after {_moment(t - rule.max_age_years * YEAR_SECONDS)}"
+        ages = f"{_years(rule.min_age_years)} to {_years(rule.max_age_years)} years"
+    else:
+        ages = f"{_years(rule.min_age_years)}+ years"
+    text = f"{rule.name}: {who} {created} ({ages} before the as-of date)"
+    if rule.not_played_years is None:
+        text += ", whatever their plays"
+    else:
+        played = _moment(t - rule.not_played_years * YEAR_SECONDS)
+        text += (
+            f" that were never played or last played at or before {played} "
+            f"({_years(rule.not_played_years)}+ years before)"
+        )
+    return f"{text}: {_ACTION_WORDS[(rule.action, bool(rule.statuses))]}"
+
+
+def _listed(values: Iterable[str]) -> str:
+    items = sorted(values)
+    return ", ".join(items) if items else "none"
+
+
+def describe_policy(policy: Policy, as_of: date | datetime | int) -> dict[str, Any]:
+    """The effective policy at ``as_of``, JSON-ready: rules with their dates and plain words,
+    exemptions with plain words ("text" lists), the order rule."""
+    t = as_of_timestamp(as_of)
+
+    def moment(years: float | None) -> str | None:
+        return None if years is None else _moment(t - years * YEAR_SECONDS)
+
+    rules = [
+        {
+            "name": r.name,
+            "action": r.action,
+            "statuses": list(r.statuses) or [READY],
+            "min_age_years": r.min_age_years,
+            "max_age_years": r.max_age_years,
+            "not_played_years": r.not_played_years,
+            "created_at_or_before": moment(r.min_age_years),
+            "created_after": moment(r.max_age_years),
+            "last_played_at_or_before": moment(r.not_played_years),
+            "text": describe_rule(r, as_of),
+        }
+        for r in policy.rules
+    ]
+    ex = policy.exemptions
+    included = {True: "included", False: "exempt"}
+    text = [
+        f"entry ids: {len(ex.entry_ids)} (always exempt, also entries that never became ready)",
+        f"tags: {_listed(ex.tags)} (case-insensitive, whole tag)",
+        f"category ids: {_listed(ex.category_ids)} (categories the entry is directly in)",
+        f"categories: {_listed(ex.categories)} (each with its sub-categories)",
+        f"owners: {_listed(ex.owners)} (case-insensitive)",
+        f"quiz entries: {included[policy.include_quiz]} "
+        f"(include_quiz = {str(policy.include_quiz).lower()})",
+        f"external (YouTube) entries: {included[policy.include_external]} "
+        f"(include_external = {str(policy.include_external).lower()})",
+        "entries that never became ready: "
+        + (
+            "tags, categories and owners exempt them too"
+            if policy.non_ready_exemptible
+            else "only the entry-id list exempts them"
+        )
+        + f" (non_ready_exemptible = {str(policy.non_ready_exemptible).lower()})",
+    ]
+    return {
+        "as_of": datetime.fromtimestamp(t, UTC).date().isoformat(),
+        "order": "Rules are tried in order; the first that matches decides. An entry that no "
+        "rule matches is kept. Ages are in 365-day years counted back from the as-of date "
+        "(00:00 UTC).",
+        "rules": rules,
+        "exemptions": {
+            "entry_ids": len(ex.entry_ids),
+            "tags": sorted(ex.tags),
+            "category_ids": sorted(ex.category_ids),
+            "categories": list(ex.categories),
+            "owners": sorted(ex.owners),
+            "include_quiz": policy.include_quiz,
+            "include_external": policy.include_external,
+            "non_ready_exemptible": policy.non_ready_exemptible,
+            "text": text,
+        },
+    }

@@ -193,3 +193,17 @@ def test_policy_from_toml_with_entry_id_file(tmp_path: Path) -> None:
         load_settings({}, {}, tmp_path, None)
     with pytest.raises(ConfigError, match="cannot read exemption id list"):
         read_entry_ids(tmp_path / "nope.txt")
+
+
+def test_init_template_configures_no_archive(tmp_path: Path) -> None:
+    """README: no archive by default. The template must agree: backups stay off until the
+    user names an archive (runner.archive_configured looks at where `archive` came from)."""
+    from kretain.workers.runner import archive_configured
+
+    write_toml(tmp_path, render_default_toml())
+    s = load_settings({}, {}, tmp_path, None)
+    assert "archive" not in s.sources
+    assert not archive_configured(s)
+    assert '# archive = "kretain-archive"' in render_default_toml()
+    # Naming one still turns backups on.
+    assert archive_configured(load_settings({}, {"KRETAIN_ARCHIVE": "a"}, tmp_path, None))

@@ -15,8 +15,12 @@ from kretain.policy import (
     Policy,
     Rule,
     as_of_timestamp,
+    describe_policy,
+    describe_rule,
     evaluate,
     facts_from_fields,
+    policy_warnings,
+    shadowed_rules,
 )
 
 AS_OF = date(2026, 11, 22)
@@ -288,3 +292,136 @@ def test_rules_order_first_match_wins() -> None:
         )
     )
     assert decide(facts(5), policy) == ("broad", "delete_flavors")
+
+
+# ---- sanity warnings and plain words ---------------------------------------------------------
+
+
+def ready(name: str, min_age: float, played: float | None, max_age: float | None = None) -> Rule:
+    return Rule(name, "delete_entry", min_age, max_age_years=max_age, not_played_years=played)
+
+
+def test_default_policy_has_no_warnings() -> None:
+    assert shadowed_rules(DEFAULT) == []
+    assert policy_warnings(DEFAULT, AS_OF, AS_OF) == []
+
+
+@pytest.mark.parametrize(
+    ("rules", "expected"),
+    [
+        # A wider earlier rule takes everything a narrower later one would.
+        ([ready("any-2", 2, 2), ready("4-year", 4, 4)], [("4-year", ("any-2",))]),
+        # The other way round both can match.
+        ([ready("4-year", 4, 4), ready("any-2", 2, 2)], []),
+        # Two earlier rules together cover the later one (no single one does).
+        (
+            [ready("a", 2, 1, max_age=3), ready("b", 3, 1), ready("late", 2, 2)],
+            [("late", ("a", "b"))],
+        ),
+        # Younger than 3 and not played for 4 years: only never-played entries can be that,
+        # and the first rule takes every never-played entry.
+        ([ready("never", 0, 5), ready("young", 1, 4, max_age=3)], [("young", ("never",))]),
+        # Up to 6 years old, a played entry (gap 4.5 < 5) reaches the second rule.
+        ([ready("never", 0, 5), ready("older", 1, 4, max_age=6)], []),
+        # Status sets: a subset is covered, a set with one more status is not.
+        (
+            [
+                Rule("broken", "delete_entry", 2, statuses=("-1", "7")),
+                Rule("no-content", "delete_entry", 3, statuses=("7",)),
+                Rule("pending", "delete_entry", 3, statuses=("7", "4")),
+            ],
+            [("no-content", ("broken",))],
+        ),
+        # Ready and non-ready rules never cover each other.
+        ([Rule("nr", "delete_entry", 0, statuses=("7",)), ready("r", 0, 0)], []),
+    ],
+)
+def test_shadowed_rules(rules: list[Rule], expected: list) -> None:
+    assert shadowed_rules(Policy(rules=tuple(rules))) == expected
+
+
+def test_shadowing_agrees_with_evaluate_on_a_grid() -> None:
+    """Oracle: evaluate() over entries on a grid finer than every threshold. A rule reported
+    unreachable is never chosen; every other rule is chosen for some entry."""
+    import random
+
+    rng = random.Random(5)
+    thresholds = [0, 0.5, 1, 2, 3, 4, 5]
+    ages = [i / 4 for i in range(0, 33)]  # 0 .. 8 years by quarters
+    statuses = ["2", "7", "-1"]
+    grid = [
+        facts(age, gap, status=status)
+        for status in statuses
+        for age in ages
+        for gap in [None, *(g for g in ages if g <= age)]
+    ]
+    for _ in range(60):
+        rules = []
+        for i in range(rng.randint(2, 4)):
+            low = rng.choice(thresholds[:-1])
+            high = rng.choice([None, *(v for v in thresholds if v > low)])
+            if rng.random() < 0.3:
+                picked = tuple(rng.sample(["7", "-1"], rng.randint(1, 2)))
+                rules.append(Rule(f"r{i}", "delete_entry", low, high, None, picked))
+            else:
+                rules.append(Rule(f"r{i}", "delete_entry", low, high, rng.choice(thresholds)))
+        policy = Policy(rules=tuple(rules))
+        chosen = {evaluate(f, policy, AS_OF).rule for f in grid}
+        unreachable = {name for name, _ in shadowed_rules(policy)}
+        assert unreachable == {r.name for r in rules} - chosen, rules
+
+
+def test_zero_thresholds_and_future_as_of_are_warned() -> None:
+    policy = Policy(
+        rules=(
+            Rule("fresh-broken", "delete_entry", 0, statuses=("7",)),
+            ready("today", 0, 1),
+            ready("played", 1, 0),
+        )
+    )
+    warnings = policy_warnings(policy, date(2030, 1, 1), AS_OF)
+    assert any("'fresh-broken' has min_age_years = 0" in w for w in warnings)
+    assert any("'today' has min_age_years = 0: entries uploaded today" in w for w in warnings)
+    assert any("'played' has not_played_years = 0" in w for w in warnings)
+    assert warnings[-1].startswith("as-of 2030-01-01 is in the future (today is 2026-11-22)")
+    assert "delete stage will refuse a future as-of" in warnings[-1]
+    assert len(warnings) == 4
+    assert policy_warnings(DEFAULT, AS_OF, date(2026, 11, 21))  # one day ahead is future too
+
+
+def test_rules_in_plain_words_name_the_dates() -> None:
+    as_of = date(2026, 11, 29)  # 4 x 365 days earlier is 2022-11-30 (2024 is a leap year)
+    four, two = DEFAULT.rules[1], DEFAULT.rules[2]
+    assert describe_rule(four, as_of) == (
+        "4-year: ready entries created at or before 2022-11-30 00:00 UTC (4+ years before the "
+        "as-of date) that were never played or last played at or before 2022-11-30 00:00 UTC "
+        "(4+ years before): back up, then delete the entry"
+    )
+    assert describe_rule(two, as_of).startswith(
+        "2-year: ready entries created at or before 2024-11-29 00:00 UTC and after "
+        "2022-11-30 00:00 UTC (2 to 4 years before the as-of date)"
+    )
+    assert describe_rule(two, as_of).endswith("delete every flavor except the source (no backup)")
+    assert "-1 ERROR_CONVERTING" in describe_rule(DEFAULT.rules[0], as_of)
+    half = describe_rule(ready("half", 0.5, 0.5), as_of)
+    assert "at or before 2026-05-30 12:00 UTC" in half  # 182.5 days before
+
+
+def test_describe_policy_lists_exemptions() -> None:
+    policy = Policy.from_mapping(
+        {
+            "include_quiz": False,
+            "exemptions": {"tags": ["Legal", "hold"], "owners": ["Ann"], "categories": ["A>B>"]},
+        },
+        entry_ids=["0_a", "0_b"],
+    )
+    out = describe_policy(policy, AS_OF)
+    assert out["as_of"] == "2026-11-22"
+    assert [r["name"] for r in out["rules"]] == ["non-ready", "4-year", "2-year"]
+    assert out["rules"][1]["created_at_or_before"] == "2022-11-23 00:00 UTC"
+    assert out["rules"][1]["created_after"] is None
+    ex = out["exemptions"]
+    assert (ex["entry_ids"], ex["tags"], ex["owners"]) == (2, ["hold", "legal"], ["ann"])
+    assert "tags: hold, legal (case-insensitive, whole tag)" in ex["text"]
+    assert "categories: a>b (each with its sub-categories)" in ex["text"]
+    assert "quiz entries: exempt (include_quiz = false)" in ex["text"]

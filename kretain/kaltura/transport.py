@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import enum
 import json
+import socket
 import ssl
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -244,6 +246,9 @@ class Transport:
             raise InvalidResponse(f"response body cut short from {_where(url)}") from exc
         except (aiohttp.ClientSSLError, ssl.SSLError) as exc:
             raise ConnectionFailed(f"TLS failure talking to {_where(url)}: {exc}") from exc
+        except aiohttp.ClientConnectorError as exc:
+            host, call = _host_port(url), _call(url)
+            raise ConnectionFailed(f"cannot connect to {host} ({_cause(exc)}) for {call}") from exc
         except aiohttp.ClientResponseError as exc:
             raise InvalidResponse(f"malformed HTTP response from {_where(url)}") from exc
         except (aiohttp.ClientError, OSError) as exc:
@@ -253,8 +258,40 @@ class Transport:
         return decode_body(body, content_type)
 
 
-def _where(url: str) -> str:
-    """Service/action part of the URL for messages (the host is in the config)."""
-    marker = "/api_v3/"
+def _host_port(url: str) -> str:
+    """``host:port`` of ``url``; never its user info, path or query (no credential can leak)."""
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    if ":" in host:
+        host = f"[{host}]"  # IPv6 literal
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port is None:
+        port = 443 if parts.scheme == "https" else 80
+    return f"{host}:{port}"
+
+
+def _call(url: str) -> str:
+    """``service.action`` (or ``multirequest``) from an api_v3 URL."""
+    marker = "/api_v3/service/"
     index = url.find(marker)
-    return url[index + len(marker) :] if index >= 0 else url
+    if index < 0:
+        return "request"
+    words = url[index + len(marker) :].split("/")
+    if len(words) >= 3 and words[1] == "action":
+        return f"{words[0]}.{words[2]}"
+    return words[0]
+
+
+def _where(url: str) -> str:
+    """Where a request went, for messages: ``host:port for service.action``."""
+    return f"{_host_port(url)} for {_call(url)}"
+
+
+def _cause(exc: aiohttp.ClientConnectorError) -> str:
+    os_error = exc.os_error
+    if isinstance(os_error, socket.gaierror):
+        return f"DNS lookup failed: {os_error.strerror or os_error}"
+    return type(os_error).__name__

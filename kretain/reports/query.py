@@ -3,9 +3,12 @@
 Names:
     run_query(db_path, sql, params=()) -> Table        (async; rows streamed from a cursor)
     open_readonly(db_path) -> sqlite3.Connection       mode=ro URI, query_only=1
+    connect_readonly(db_path) -> (connection, note)    the same, with the immutable-open note
     stream(conn, sql, params=(), convert=None) -> Iterator[tuple]
         execute now (errors surface at once), then yield rows lazily; closes ``conn`` at the end
+    sigint_stops_queries() -> context manager: Ctrl-C stops the running statement
     ReportError > QueryError > ReadOnlyQueryError   (exit code 1, one line for the user)
+                  QueryError > QueryInterrupted      (exit code 130)
 
 Three independent guards keep `kretain query` from writing: the file is opened with
 ``file:...?mode=ro`` (SQLite itself refuses writes), ``PRAGMA query_only = 1``, and an
@@ -14,28 +17,41 @@ list of read-only PRAGMAs). The statement must also start with SELECT, WITH, VAL
 PRAGMA: VACUUM INTO writes a new file without any authorizer action of its own. The authorizer
 gives the user a clear "refused: INSERT into entries" instead of SQLite's "not authorized".
 
+Ctrl-C: inside :func:`sigint_stops_queries` (the CLI's query and export), SIGINT sets a flag
+that SQLite's progress handler reads every PROGRESS_STEPS virtual-machine steps, so a statement
+stops within milliseconds with QueryInterrupted (exit 130) instead of running to its end: Python
+runs signal handlers only between bytecodes, never inside sqlite3_step, but the progress handler
+is Python code run from inside it. A second Ctrl-C raises KeyboardInterrupt as usual.
+
 Readers never block on a writer in WAL mode, so a report or query sees the last committed state
 while a run holds a write transaction (a consistent snapshot for the whole streamed result).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from kretain.errors import KretainError
+from kretain.errors import KretainError, StoreError
 from kretain.output import Table
+from kretain.store.db import readonly_source
 
 __all__ = [
     "QueryError",
+    "QueryInterrupted",
     "ReadOnlyQueryError",
     "ReportError",
+    "connect_readonly",
     "open_readonly",
     "run_query",
+    "sigint_stops_queries",
     "stream",
 ]
 
@@ -54,6 +70,44 @@ class QueryError(ReportError):
 
 class ReadOnlyQueryError(QueryError):
     """The SQL would write, attach, or change a setting; `kretain query` only reads."""
+
+
+class QueryInterrupted(QueryError):
+    """Ctrl-C stopped the statement (see sigint_stops_queries)."""
+
+    exit_code = 130
+
+    def __init__(self) -> None:
+        super().__init__("query interrupted (Ctrl-C)")
+
+
+PROGRESS_STEPS = 100_000  # SQLite VM steps between looks at the stop flag (well under 1 ms)
+_stop = threading.Event()
+
+
+@contextlib.contextmanager
+def sigint_stops_queries() -> Iterator[None]:
+    """While active (main thread only), Ctrl-C stops the running read-only statement; the
+    reader then raises QueryInterrupted. A second Ctrl-C raises KeyboardInterrupt."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if _stop.is_set():
+            raise KeyboardInterrupt
+        _stop.set()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        _stop.clear()
+
+
+def _interrupted(exc: sqlite3.Error) -> bool:
+    return _stop.is_set() and isinstance(exc, sqlite3.OperationalError)
 
 
 # PRAGMAs that may be read (no argument) and those whose argument only names what to read.
@@ -175,21 +229,32 @@ def _authorizer(refused: list[str]) -> Callable[..., int]:
 
 def open_readonly(db_path: str | os.PathLike[str]) -> sqlite3.Connection:
     """A read-only connection: mode=ro URI, query_only, busy timeout. Raises ReportError."""
+    return connect_readonly(db_path)[0]
+
+
+def connect_readonly(db_path: str | os.PathLike[str]) -> tuple[sqlite3.Connection, str | None]:
+    """open_readonly, plus the note for the user when the open had to be immutable (a database
+    in a read-only directory, see kretain.store.db.readonly_source)."""
     path = Path(db_path).expanduser().absolute()
-    if not path.is_file():
+    if not path.exists():
         raise ReportError(f"no database at {path}")
     try:
+        source = readonly_source(path)
+    except StoreError as exc:
+        raise ReportError(str(exc)) from None
+    try:
         conn = sqlite3.connect(
-            f"{path.as_uri()}?mode=ro",
+            source.uri,
             uri=True,
             timeout=BUSY_TIMEOUT_S,
             isolation_level=None,
             check_same_thread=False,  # rows may be rendered on another thread than opened them
         )
         conn.execute("PRAGMA query_only = 1")
+        conn.set_progress_handler(_stop.is_set, PROGRESS_STEPS)
     except sqlite3.Error as exc:
         raise ReportError(f"cannot open {path} read-only: {exc}") from exc
-    return conn
+    return conn, source.note
 
 
 def _rows(
@@ -202,6 +267,8 @@ def _rows(
             try:
                 batch = cur.fetchmany(500)
             except sqlite3.Error as exc:
+                if _interrupted(exc):
+                    raise QueryInterrupted() from None
                 raise QueryError(f"query failed while reading rows: {exc}") from exc
             if not batch:
                 return
@@ -251,7 +318,7 @@ async def run_query(
     Works while another process holds a write transaction (WAL readers do not wait).
     """
     _check_first_word(sql)
-    conn = open_readonly(db_path)
+    conn, note = connect_readonly(db_path)
     refused: list[str] = []
     conn.set_authorizer(_authorizer(refused))
     try:
@@ -259,9 +326,11 @@ async def run_query(
     except sqlite3.ProgrammingError as exc:
         raise QueryError(f"query not run: {exc}") from exc
     except sqlite3.Error as exc:
+        if _interrupted(exc):
+            raise QueryInterrupted() from None
         if refused:
             raise ReadOnlyQueryError(f"kretain query only reads: refused {refused[0]}") from exc
         if "readonly" in str(exc) or "read-only" in str(exc):  # mode=ro / query_only caught it
             raise ReadOnlyQueryError(f"kretain query only reads: {exc}") from exc
         raise QueryError(f"query failed: {exc}") from exc
-    return Table(headers=headers, rows=rows, title=title)
+    return Table(headers=headers, rows=rows, title=title, notes=[note] if note else [])

@@ -8,12 +8,22 @@ Functions and classes:
     Store.fetchall(sql, params=()) / Store.fetchone(sql, params=())  -> sqlite3.Row(s)
     Store.close()                                                   (async; also `async with`)
     lock_path(db_path) -> Path                                      the sidecar "<db>.lock"
+    readonly_source(db_path) -> ReadonlySource(uri, note)           checked read-only open (sync)
     now() -> int                                                    Unix seconds
 
 A writing open takes an exclusive ``fcntl.flock`` on ``<db>.lock`` (which holds "pid since") before
-touching SQLite; a second kretain process gets StoreLockedError naming the holder. The OS drops
+touching SQLite; a second kretain process gets StoreLockedError naming the holder. The path is
+resolved first, so a symlink to a held database meets the same lock file. The OS drops
 the lock when the holder dies, even by SIGKILL, so a killed run never blocks the next one.
 Readonly opens (status/query/export) take no lock and open SQLite with ``mode=ro``.
+
+Paths that cannot hold a kretain database are refused with one line (StoreError) before SQLite
+sees them: a directory, a file that is not SQLite, an empty file (read-only), another
+application's SQLite database (migrations.check_opening), a directory where the lock file or
+SQLite's -wal/-shm cannot be created. A WAL database in a directory the reader cannot write to
+(and with no -shm file there) cannot be opened with ``mode=ro`` alone; when it has no unmerged
+-wal file, no writer can be using it, so it is read with ``immutable=1`` and ``Store.note`` says
+so (see :func:`readonly_source`).
 
 Writes go through ``Store.transaction()``: BEGIN IMMEDIATE (take the write lock up front, so a
 transaction never fails half-way on SQLITE_BUSY), COMMIT on success, ROLLBACK on any exception.
@@ -29,8 +39,10 @@ import contextvars
 import fcntl
 import os
 import sqlite3
+import stat
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -43,7 +55,15 @@ from kretain.store import migrations
 
 T = TypeVar("T")
 
-__all__ = ["BUSY_TIMEOUT_MS", "Store", "lock_path", "now", "open_store"]
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "ReadonlySource",
+    "Store",
+    "lock_path",
+    "now",
+    "open_store",
+    "readonly_source",
+]
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -63,10 +83,138 @@ def lock_path(db_path: Path) -> Path:
     return db_path.with_name(db_path.name + ".lock")
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+# SQLite's answers when it cannot create -shm (read-only directory or file system).
+_NO_SHM_CODES = frozenset({sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY_DIRECTORY})
+
+
+def _check_path(db_path: Path, *, readonly: bool) -> None:
+    """Refuse, in one line, a path that cannot hold a kretain database (before SQLite opens it:
+    SQLite would create files beside a directory, or fail later with a vaguer message)."""
+    parent = db_path.parent
+    if not parent.exists():
+        raise StoreError(f"directory {parent} does not exist (database {db_path})")
+    if not parent.is_dir():
+        raise StoreError(f"{parent} is not a directory (database {db_path})")
+    if not db_path.exists():
+        if readonly:
+            raise StoreError(f"no kretain database at {db_path}")
+        return
+    if db_path.is_dir():
+        raise StoreError(f"{db_path} is a directory, not a database file")
+    if not stat.S_ISREG(db_path.stat().st_mode):
+        raise StoreError(f"{db_path} is not a regular file")
+    try:
+        with db_path.open("rb") as fh:
+            head = fh.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise StoreError(f"cannot read {db_path}: {exc.strerror}") from None
+    if head and head != SQLITE_HEADER:
+        raise StoreError(f"{db_path} is not a kretain database (not an SQLite file)")
+    if not head and readonly:
+        raise StoreError(
+            f"{db_path} is empty: not a kretain database yet (`kretain run` creates one)"
+        )
+
+
+def _dir_hint(db_path: Path) -> str:
+    if os.access(db_path.parent, os.W_OK):
+        return ""
+    return (
+        f" ({db_path.parent} is not writable: a writer needs to create {db_path.name}-wal, "
+        f"{db_path.name}-shm and {lock_path(db_path).name} there)"
+    )
+
+
+@dataclass(frozen=True)
+class ReadonlySource:
+    """How to open a checked database read-only: the SQLite URI, and a note for the user."""
+
+    uri: str
+    note: str | None = None
+
+
+def _inspect(uri: str) -> tuple[int, list[str]]:
+    """(user_version, table names) read through a short-lived connection."""
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+    try:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        tables = [row[0] for row in conn.execute(migrations.USER_TABLES_SQL)]
+    finally:
+        conn.close()
+    return version, tables
+
+
+def _probe(uri: str, db_path: Path) -> None:
+    version, tables = _inspect(uri)
+    problem = migrations.opening_problem(version, tables, readonly=True)
+    if problem is not None:
+        raise StoreError(f"{db_path} {problem}")
+    if version > migrations.SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"database schema version {version} is newer than this kretain supports "
+            f"({migrations.SCHEMA_VERSION}); upgrade kretain"
+        )
+
+
+def readonly_source(path: str | os.PathLike[str]) -> ReadonlySource:
+    """Check that ``path`` is a kretain database and say how to open it read-only.
+
+    Raises StoreError (one line) for anything that is not a readable kretain database,
+    SchemaVersionError when it is newer than this code.
+    """
+    db_path = Path(path).expanduser().resolve()
+    _check_path(db_path, readonly=True)
+    uri = f"{db_path.as_uri()}?mode=ro"
+    try:
+        _probe(uri, db_path)
+        return ReadonlySource(uri)
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode not in _NO_SHM_CODES:
+            raise StoreError(f"cannot read {db_path}: {exc}") from None
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"cannot read {db_path}: {exc}") from None
+    # No -shm, and none can be created here. Without a -wal either, every commit is in the
+    # file and no writer is active (a writer keeps -shm), so an immutable read is exact.
+    wal = db_path.with_name(db_path.name + "-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        raise StoreError(
+            f"cannot read {db_path}: its directory is read-only and {wal.name} holds commits "
+            "not yet merged into it; copy the database with its -wal file somewhere writable"
+        )
+    uri = f"{db_path.as_uri()}?mode=ro&immutable=1"
+    try:
+        _probe(uri, db_path)
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"cannot read {db_path}: {exc}") from None
+    note = f"{db_path.parent} is read-only; reading {db_path.name} as a snapshot (immutable)"
+    return ReadonlySource(uri, note)
+
+
+def _refuse_foreign(db_path: Path) -> None:
+    """Refuse another application's database before taking the lock, so that no lock file is
+    left beside its data. The check under the lock (migrations.check_opening) has the last word.
+    """
+    if not db_path.exists() or db_path.stat().st_size == 0:
+        return
+    try:
+        version, tables = _inspect(f"{db_path.as_uri()}?mode=ro")
+    except sqlite3.Error:
+        return  # reported by the open under the lock, with the directory hint
+    problem = migrations.opening_problem(version, tables, readonly=False)
+    if problem is not None:
+        raise StoreError(f"{db_path} {problem}")
+
+
 def _take_lock(db_path: Path) -> int:
     """flock the sidecar lock file; return its fd, or raise StoreLockedError naming the holder."""
     path = lock_path(db_path)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot create the lock file {path}: {exc.strerror}{_dir_hint(db_path)}"
+        ) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -137,6 +285,7 @@ class Store:
         self._lock_fd = lock_fd
         self._write_lock = None if readonly else asyncio.Lock()
         self._closed = False
+        self.note: str | None = None  # for the user: how a read-only open had to be made
 
     def __repr__(self) -> str:
         mode = "ro" if self.readonly else "rw"
@@ -248,33 +397,28 @@ async def open_store(
 ) -> Store:
     """Open (and for writing, lock, create and migrate) the database at ``path``.
 
-    readonly=True: the file must exist; no lock is taken; SQLite opens with mode=ro.
-    Raises StoreLockedError when another process holds the database for writing,
-    StoreError when a readonly database is missing, SchemaVersionError when it is too new.
+    readonly=True: the file must exist; no lock is taken; SQLite opens with mode=ro (or
+    immutable, see the module docstring).
+    Raises StoreLockedError when another process holds the database for writing, StoreError
+    (one line) when the path cannot be a kretain database, SchemaVersionError when too new.
     """
-    db_path = Path(path).expanduser().absolute()
+    # Resolved, so that every name of one file (a symlink, "a/../b") takes the same lock file.
+    db_path = Path(path).expanduser().resolve()
     if readonly:
-        if not db_path.exists():
-            raise StoreError(f"no kretain database at {db_path}")
-        conn = await aiosqlite.connect(
-            f"{db_path.as_uri()}?mode=ro", uri=True, isolation_level=None
-        )
+        source = readonly_source(db_path)
+        conn = await aiosqlite.connect(source.uri, uri=True, isolation_level=None)
         conn.row_factory = sqlite3.Row
         try:
             await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            version = await migrations.schema_version(conn)
-            if version > migrations.SCHEMA_VERSION:
-                raise SchemaVersionError(
-                    f"database schema version {version} is newer than this kretain supports "
-                    f"({migrations.SCHEMA_VERSION}); upgrade kretain"
-                )
         except BaseException:
             await conn.close()
             raise
-        return Store(db_path, conn, readonly=True, lock_fd=None)
+        store = Store(db_path, conn, readonly=True, lock_fd=None)
+        store.note = source.note
+        return store
 
-    if not db_path.parent.is_dir():
-        raise StoreError(f"directory {db_path.parent} does not exist (database {db_path})")
+    _check_path(db_path, readonly=False)
+    _refuse_foreign(db_path)
     lock_fd = _take_lock(db_path)
     try:
         conn = await aiosqlite.connect(str(db_path), isolation_level=None)
@@ -283,6 +427,8 @@ async def open_store(
         raise
     conn.row_factory = sqlite3.Row
     try:
+        # Before any PRAGMA that writes (journal_mode changes the file header).
+        await migrations.check_opening(conn)
         await conn.execute("PRAGMA journal_mode = WAL")
         await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         await conn.execute("PRAGMA foreign_keys = ON")
@@ -298,8 +444,11 @@ async def open_store(
         await conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")  # indexes of 1M rows stay hot
         if migrate:
             await migrations.migrate(conn)
-    except BaseException:
+    except BaseException as exc:
         await conn.close()
         os.close(lock_fd)
+        if isinstance(exc, sqlite3.DatabaseError):
+            message = f"cannot open {db_path} for writing: {exc}{_dir_hint(db_path)}"
+            raise StoreError(message) from None
         raise
     return Store(db_path, conn, readonly=False, lock_fd=lock_fd)

@@ -3,6 +3,8 @@
 Functions:
     migrate(conn) -> int            bring an open (write) connection to SCHEMA_VERSION
     schema_version(conn) -> int     the database's user_version
+    check_opening(conn) -> int      refuse a database kretain did not create; its user_version
+    opening_problem(version, tables, *, readonly) -> str | None   the same check, pure
     schema_sql() -> str             the packaged kretain/schema.sql (the full current schema)
     split_sql(script) -> list[str]  split a script into complete statements
 
@@ -11,19 +13,34 @@ runs migrations N+1..latest in order, each in ONE transaction with its user_vers
 SIGKILL mid-migration leaves the previous version intact. A migration's position in MIGRATIONS is
 its version: append new ones, never reorder or edit shipped ones, and update schema.sql to match
 (tests/store/test_migrations.py compares the two).
+
+Before migrating, the database must be kretain's: blank (user_version 0, no tables) or at a
+version >= 1 with kretain's core tables. user_version 0 with tables, or a known version without
+those tables, is another application's SQLite file, and kretain never adds its schema to it. A
+version newer than this code is "newer" (SchemaVersionError) unless none of its tables is ours.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from importlib import resources
 
 import aiosqlite
 
-from kretain.errors import SchemaVersionError
+from kretain.errors import SchemaVersionError, StoreError
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate", "schema_sql", "schema_version", "split_sql"]
+__all__ = [
+    "KRETAIN_TABLES",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "check_opening",
+    "migrate",
+    "opening_problem",
+    "schema_sql",
+    "schema_version",
+    "split_sql",
+]
 
 Migration = Callable[[aiosqlite.Connection], Awaitable[None]]
 MIGRATIONS: list[Migration] = []
@@ -317,6 +334,51 @@ async def schema_version(conn: aiosqlite.Connection) -> int:
     return int(row[0]) if row else 0
 
 
+# Created by the first migration and by schema.sql; every kretain database has them.
+KRETAIN_TABLES = ("entries", "events", "meta", "runs")
+USER_TABLES_SQL = (
+    "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
+    "AND name NOT LIKE 'sqlite_%' ORDER BY name"
+)
+
+
+def opening_problem(version: int, tables: Collection[str], *, readonly: bool) -> str | None:
+    """Why a database with this user_version and these tables is no kretain database, or None.
+
+    readonly: a blank database is then a problem too (there is nothing to report on).
+    """
+    names = sorted(tables)
+    if version == 0 and not names:
+        if readonly:
+            return "is empty: not a kretain database yet (`kretain run` creates one)"
+        return None
+    if version > SCHEMA_VERSION:
+        # A newer kretain may have other tables; only a file with none of ours is foreign.
+        foreign = bool(names) and not set(KRETAIN_TABLES) & set(names)
+    else:
+        foreign = version == 0 or not set(KRETAIN_TABLES) <= set(names)
+    if foreign:
+        shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+        return (
+            f"is an SQLite database of another application (tables: {shown or 'none'}), "
+            "not a kretain database; kretain leaves it alone"
+        )
+    return None
+
+
+async def check_opening(conn: aiosqlite.Connection, *, readonly: bool = False) -> int:
+    """Raise StoreError unless the database is kretain's (or blank); return its user_version."""
+    version = await schema_version(conn)
+    async with conn.execute(USER_TABLES_SQL) as cur:
+        tables = [row[0] for row in await cur.fetchall()]
+    problem = opening_problem(version, tables, readonly=readonly)
+    if problem is not None:
+        async with conn.execute("PRAGMA database_list") as cur:
+            files = {row[1]: row[2] for row in await cur.fetchall()}
+        raise StoreError(f"{files.get('main') or 'the database'} {problem}")
+    return version
+
+
 async def _is_blank(conn: aiosqlite.Connection) -> bool:
     async with conn.execute("SELECT count(*) FROM sqlite_master") as cur:
         row = await cur.fetchone()
@@ -338,9 +400,10 @@ async def _apply(conn: aiosqlite.Connection, body: Callable[[], Awaitable[None]]
 async def migrate(conn: aiosqlite.Connection, *, target: int = SCHEMA_VERSION) -> int:
     """Bring the database to ``target`` (default: latest) and return the version reached.
 
-    Raises SchemaVersionError when the database is newer than this code.
+    Raises SchemaVersionError when the database is newer than this code, StoreError when it is
+    another application's (see the module docstring).
     """
-    current = await schema_version(conn)
+    current = await check_opening(conn)
     if current > SCHEMA_VERSION:
         raise SchemaVersionError(
             f"database schema version {current} is newer than this kretain supports "

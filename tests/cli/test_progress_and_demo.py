@@ -6,6 +6,7 @@ import io
 import sqlite3
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from kretain.cli import cli
@@ -40,7 +41,10 @@ def test_plain_lines_off_a_terminal_with_rate_eta_and_requests() -> None:
     assert "\r" not in out.getvalue()
 
 
-def test_live_line_shows_concurrent_stages_and_ends_each_with_its_own_line() -> None:
+def test_live_line_shows_concurrent_stages_and_ends_each_with_its_own_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # whatever terminal the tests run in
     out, clock = io.StringIO(), Clock()
     progress = ProgressReporter(stream=out, live=True, clock=clock)
     progress("discover.page", listed=500)

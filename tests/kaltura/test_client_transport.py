@@ -212,3 +212,31 @@ async def test_tls_verification_on_by_default(tmp_path) -> None:
             await transport.close()
     finally:
         await runner.cleanup()
+
+
+async def test_transport_errors_name_host_port_and_call_but_no_ks(hostile) -> None:
+    """A refused or silent server is named by host:port (the config may hold several URLs);
+    the KS sent in the form never appears in the message."""
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    transport = await _transport(f"http://127.0.0.1:{port}", connect_timeout=1.0)
+    try:
+        with pytest.raises(ConnectionFailed) as refused:
+            await transport.request("baseentry", "list", ks="djJ8secret-ks-value")
+    finally:
+        await transport.close()
+    assert str(refused.value) == (
+        f"cannot connect to 127.0.0.1:{port} (ConnectionRefusedError) for baseentry.list"
+    )
+    base, _ = hostile
+    transport = await _transport(f"{base}/slow", read_timeout=0.2)
+    try:
+        with pytest.raises(RequestTimeout) as slow:
+            await transport.multirequest([("media", "get", {"entryId": "0_x"})], ks="djJ8ks")
+    finally:
+        await transport.close()
+    host_port = base.removeprefix("http://")
+    assert str(slow.value) == f"no answer in time from {host_port} for multirequest"
+    for message in (str(refused.value), str(slow.value)):
+        assert "djJ8" not in message

@@ -91,9 +91,12 @@ async def test_seed_columns_and_values(ro_store: Store) -> None:
 
 
 async def test_csv_round_trips_hostile_names(ro_store: Store, built: Path) -> None:
-    text = render_to_string(await export_entries(ro_store), "csv")
+    text = render_to_string(await export_entries(ro_store), "csv", raw_csv=True)
     rows = {r["entry_id"]: r for r in parse_csv(text)}
     assert rows["0_rep00005"]["entry_name"] == HOSTILE_NAME
+    # By default the same name reaches a spreadsheet as text, not as a formula.
+    escaped = parse_csv(render_to_string(await export_entries(ro_store), "csv"))
+    assert {r["entry_id"]: r["entry_name"] for r in escaped}["0_rep00005"] == "'" + HOSTILE_NAME
     assert rows["0_rep00005"]["owner"] == HOSTILE_OWNER
     with sqlite3.connect(built) as conn:
         names = dict(conn.execute("SELECT id, name FROM entries"))

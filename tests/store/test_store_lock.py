@@ -168,3 +168,30 @@ async def test_sigkill_mid_churn_leaves_states_and_events_consistent(db_path: Pa
         assert moves > 300  # the churn really ran before the kill
     finally:
         await store.close()
+
+
+async def test_a_symlink_to_a_held_database_is_refused_like_the_path_itself(
+    tmp_path: Path,
+) -> None:
+    """The lock is keyed on the resolved path: a second name for the same file cannot dodge it
+    (it would reach SQLite's own lock and die with `database is locked` mid-run)."""
+    real = tmp_path / "data" / "kretain.db"
+    real.parent.mkdir()
+    link = tmp_path / "link.db"
+    link.symlink_to(real)
+    proc = start_holder(real)
+    try:
+        with pytest.raises(StoreLockedError) as info:
+            await open_store(link)
+        assert f"in use by kretain pid {proc.pid} since " in str(info.value)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    proc = start_holder(link)  # and the other way round
+    try:
+        with pytest.raises(StoreLockedError, match=f"pid {proc.pid} "):
+            await open_store(real)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    assert not lock_path(link).exists()  # one lock file, beside the real database
