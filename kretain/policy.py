@@ -481,7 +481,7 @@ def evaluate(entry: EntryFacts, policy: Policy, as_of: date | datetime | int) ->
 
 
 def _rule_statuses(rule: Rule) -> tuple[str, ...]:
-    return rule.statuses or (READY,)
+    return rule.statuses or (ENTRY_READY,)
 
 
 def _admits(rule: Rule, status: str, age: float, gap: float | None) -> bool:
@@ -582,7 +582,8 @@ def describe_rule(rule: Rule, as_of: date | datetime | int) -> str:
     t = as_of_timestamp(as_of)
     if rule.statuses:
         shown = ", ".join(
-            s if STATUS_NAMES.get(s, s) == s else f"{s} {STATUS_NAMES[s]}" for s in rule.statuses
+            s if ENTRY_STATUS_NAMES.get(s, s) == s else f"{s} {ENTRY_STATUS_NAMES[s]}"
+            for s in rule.statuses
         )
         who = f"entries that never became ready (status {shown})"
     else:
@@ -622,7 +623,7 @@ def describe_policy(policy: Policy, as_of: date | datetime | int) -> dict[str, A
         {
             "name": r.name,
             "action": r.action,
-            "statuses": list(r.statuses) or [READY],
+            "statuses": list(r.statuses) or [ENTRY_READY],
             "min_age_years": r.min_age_years,
             "max_age_years": r.max_age_years,
             "not_played_years": r.not_played_years,

@@ -47,12 +47,20 @@ def test_run_log_is_named_after_the_database_and_holds_info_lines(tmp_path: Path
         ]
     for result in results:
         assert result.exit_code == 0, result.output
-        assert "size finished" not in result.stderr  # the console stays at WARNING
+        assert "stage finished" not in result.stderr  # the console stays at WARNING
     logs = sorted(p.name for p in (tmp_path / "kretain-logs").iterdir())
     assert logs == ["a.db-run-1.jsonl", "b.db-run-1.jsonl"]
     for name in logs:
         text = (tmp_path / "kretain-logs" / name).read_text()
         records = [json.loads(line) for line in text.splitlines()]
-        finished = [r for r in records if r["event"] == "size finished"]
-        assert finished and finished[0]["level"] == "info" and finished[0]["run_id"] == 1
+        finished = [r for r in records if r["event"] == "stage finished"]
+        assert {r["stage"] for r in finished} == {"discover", "size"}
+        assert all(r["level"] == "info" and r["run_id"] == 1 for r in finished)
+        # One line per entry that changed state: every admitted entry, every sized one.
+        moved = [r for r in records if r["event"] == "entry moved"]
+        sized = [r for r in moved if r["to_state"] == "sized"]
+        assert len({r["entry_id"] for r in moved if r["outcome"] == "admitted"}) == len(
+            [r for r in moved if r["outcome"] == "admitted"]
+        )
+        assert sized and all(r["from_state"] == "candidate" for r in sized)
         assert spec.admin_secret not in text

@@ -238,8 +238,10 @@ async def _stream(request: web.Request, served: ServeFile) -> web.StreamResponse
             n = min(CHUNK, stop - pos)
             await own_bucket.take(n, knobs.download_bandwidth)
             await total_bucket.take(n, knobs.total_bandwidth)
-            await resp.write(content_bytes(served.seed, pos, n))
+            # Counted before the write: the client may read the last chunk before this
+            # coroutine resumes, and a test reading the counter then must see it.
             sim.stats.bytes_served += n
+            await resp.write(content_bytes(served.seed, pos, n))
             pos += n
     except (ConnectionError, asyncio.CancelledError):
         _drop(request)
