@@ -27,20 +27,31 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from kretain.kaltura.client import ClientConfig, KalturaClient
+from kretain.policy import Policy, Rule
+from kretain.rules import NON_READY_STATUSES
 from kretain.simulator.partner import Partner, PartnerSpec
 from kretain.store import queries, transitions
 from kretain.store.db import open_store
 from kretain.store.models import entry_fields_from_wire
 from kretain.store.states import Action, State
 from kretain.store.transitions import Admission
-from kretain.workers.backup import backup
-from kretain.workers.size import size
+from kretain.workers.backup import BackupOptions, backup
+from kretain.workers.context import RunContext
+from kretain.workers.size import SizeOptions, size
 from kretain.workers.verify import verify
 
 SPEC = PartnerSpec(entries=3_000, seed=1)
+AS_OF = datetime.fromtimestamp(SPEC.now, UTC).date()
+EVERY_ENTRY = Policy(
+    rules=(
+        Rule("non-ready", "delete_entry", min_age_years=0, statuses=NON_READY_STATUSES),
+        Rule("4-year", "delete_entry", min_age_years=0, not_played_years=0),
+    )
+)
 BIG = "0_31the0sy"  # its source flavor is ~2.0 GB
 MiB = 1 << 20
 GiB = 1 << 30
@@ -129,20 +140,20 @@ async def run(args: argparse.Namespace, work: Path) -> None:
                 ],
                 run_id=run_id,
             )
-            sized = await size(store, client, run_id=run_id, concurrency=2)
+            # The entries are picked by size, not by age: a policy under which all qualify.
+            ctx = RunContext(store, client, run_id=run_id, policy=EVERY_ENTRY, as_of=AS_OF)
+            sized = await size(ctx, options=SizeOptions(concurrency=2))
             assert sized.sized == len(ids), sized
             rss_before = rss_mb()
             started = time.monotonic()
             result = await backup(
-                store,
-                client,
+                ctx,
                 archive_root=work / "archive",
-                run_id=run_id,
-                concurrency=args.concurrency,
-                bandwidth=cap if args.limit == "client" else None,
-                max_attempts=5,
-                progress=None,
-                file_concurrency=3,
+                options=BackupOptions(
+                    concurrency=args.concurrency,
+                    bandwidth=cap if args.limit == "client" else None,
+                    file_concurrency=3,
+                ),
             )
             elapsed = time.monotonic() - started
             rss_after = rss_mb()

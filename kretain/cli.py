@@ -445,16 +445,23 @@ def query(
 )
 @pass_ctx
 def verify(obj: Context, checksums: bool, archive: Path | None) -> None:
-    """Re-check the archive against the database; damaged copies leave `archived`."""
+    """Re-check the archive against the database; damaged copies leave `archived`.
+
+    Without --archive (or KRETAIN_ARCHIVE / kretain.toml), the archive the backups
+    recorded is used. A root that does not exist, or is not the one the backups were
+    written to, is refused and nothing changes.
+    """
     from kretain.store.db import open_store
+    from kretain.workers.runner import archive_configured
     from kretain.workers.verify import verify as verify_archive
 
     settings = obj.settings(archive=str(archive) if archive else None)
+    root = settings.archive if archive_configured(settings) else None
 
     async def go() -> Any:
         async with await open_store(settings.db) as store:
             return await verify_archive(
-                store, archive_root=settings.archive, checksums=checksums, progress=None
+                store, archive_root=root, checksums=checksums, progress=None
             )
 
     result = _run_async(go())
@@ -462,6 +469,45 @@ def verify(obj: Context, checksums: bool, archive: Path | None) -> None:
     render(Table(["check", "count"], sorted(counts.items())), "table", sys.stdout)
     if counts.get("damaged") or counts.get("missing"):
         raise _fail("some archived copies are missing or damaged; see above", 9)
+
+
+@cli.command()
+@click.option(
+    "--stage",
+    "stages",
+    type=click.Choice(["size", "backup", "delete"]),
+    multiple=True,
+    help="Only this stage's failures (repeatable; default: every stage).",
+)
+@click.option("--entry", "entries", multiple=True, help="Only this entry (repeatable).")
+@pass_ctx
+def retry(obj: Context, stages: tuple[str, ...], entries: tuple[str, ...]) -> None:
+    """Try entries that used up their attempts again.
+
+    A stage stops retrying an entry after a number of failed runs (a lookup in state
+    `error`, a backup in `backup_failed`, a delete in `delete_failed`). Once the cause is
+    fixed, this resets their counters; the next `kretain run` tries them again. Each reset
+    is recorded in the events table.
+    """
+    from kretain.store import transitions
+    from kretain.store.db import open_store
+    from kretain.store.states import State
+
+    failing = {"size": State.ERROR, "backup": State.BACKUP_FAILED, "delete": State.DELETE_FAILED}
+    settings = obj.settings()
+
+    async def go() -> list[tuple[str, int]]:
+        async with await open_store(settings.db) as store:
+            out = []
+            for stage in stages or tuple(failing):
+                reset = await transitions.reset_attempts(
+                    store, list(entries) or None, failing[stage], run_id=None
+                )
+                out.append((stage, len(reset)))
+            return out
+
+    rows = _run_async(go())
+    render(Table(["stage", "entries reset"], rows), "table", sys.stdout)
 
 
 # ---- demo and simulator ---------------------------------------------------------------------

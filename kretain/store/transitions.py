@@ -80,6 +80,7 @@ __all__ = [
     "admit",
     "as_write",
     "claim",
+    "count_claimable",
     "move",
     "move_many",
     "move_many_job",
@@ -396,17 +397,7 @@ async def claim(
     if limit <= 0:
         return []
     when = _wall_now() if now is None else now
-    where = [f"state IN ({_marks(len(froms))})", "(lease_owner IS NULL OR lease_expires_at <= ?)"]
-    params: list[Any] = [*map(str, froms), when]
-    if action is not None:
-        where.append("action = ?")
-        params.append(str(Action(action)))
-    if max_attempts is not None:
-        for state in froms:
-            counter = ATTEMPTS_COLUMN.get(state)
-            if counter is not None:
-                where.append(f"(state != ? OR {counter} < ?)")
-                params += [str(state), max_attempts]
+    where, params = _claimable(froms, action, max_attempts, when)
 
     def write(conn: sqlite3.Connection) -> list[Any]:
         rows = conn.execute(
@@ -454,6 +445,39 @@ async def claim(
         ).fetchall()
 
     return [EntryRow.from_row(r) for r in await store.write(write)]
+
+
+def _claimable(
+    froms: Sequence[State], action: Action | str | None, max_attempts: int | None, when: int
+) -> tuple[list[str], list[Any]]:
+    """The WHERE terms (and parameters) of rows a claim may take."""
+    where = [f"state IN ({_marks(len(froms))})", "(lease_owner IS NULL OR lease_expires_at <= ?)"]
+    params: list[Any] = [*map(str, froms), when]
+    if action is not None:
+        where.append("action = ?")
+        params.append(str(Action(action)))
+    if max_attempts is not None:
+        for state in froms:
+            counter = ATTEMPTS_COLUMN.get(state)
+            if counter is not None:
+                where.append(f"(state != ? OR {counter} < ?)")
+                params += [str(state), max_attempts]
+    return where, params
+
+
+async def count_claimable(
+    store: Store,
+    from_state: State | str | Iterable[State | str],
+    *,
+    action: Action | str | None = None,
+    max_attempts: int | None = None,
+    now: int | None = None,
+) -> int:
+    """How many rows a claim with these arguments could take now (a stage's total)."""
+    when = _wall_now() if now is None else now
+    where, params = _claimable(_states(from_state), action, max_attempts, when)
+    row = await store.fetchone(f"SELECT count(*) FROM entries WHERE {' AND '.join(where)}", params)
+    return int(row[0])
 
 
 async def renew_leases(

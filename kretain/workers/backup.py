@@ -229,11 +229,16 @@ class _Archiver:
         self.stop = asyncio.Event()  # set when the archive fails: start nothing new
         self.disk_full: DiskFull | None = None
         self.broken: str | None = None
+        self.total = 0  # rows to back up when the stage started (progress)
 
     def emit(self, event: str) -> None:
-        self.ctx.emit(event, **self.result.as_counts())
+        r = self.result
+        done = r.archived + r.failed + r.kept + r.exempt + r.gone + r.resize
+        self.ctx.emit(event, done=done, total=self.total, **r.as_counts())
 
     def halt(self, exc: BaseException) -> None:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            exc = DiskFull(Path(exc.filename or self.root))
         if isinstance(exc, DiskFull):
             self.disk_full = self.disk_full or exc
         elif self.broken is None:
@@ -679,6 +684,8 @@ async def backup(
 
     async def handle(rows: list[EntryRow]) -> list[str]:
         return [r.id for r in rows if await run.entry(r)]
+
+    run.total = await loop.pending()
 
     result.claimed = await loop.run(handle)
     result.released = loop.released

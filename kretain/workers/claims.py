@@ -105,6 +105,18 @@ class ClaimLoop:
             # Rows the handler moved carry no lease any more; the rest stay held.
             self.held.difference_update({r.id for r in rows} - set(kept or ()))
 
+    async def pending(self) -> int:
+        """Rows the loop's phases could claim now: the stage's total, for progress."""
+        total = 0
+        for phase in self.phases:
+            total += await transitions.count_claimable(
+                self.ctx.store,
+                phase.states,
+                action=phase.action,
+                max_attempts=phase.max_attempts,
+            )
+        return total
+
     async def _lease_up_front(self) -> None:
         for phase in self.phases:
             if phase.up_front:

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 import structlog
 
@@ -155,7 +156,7 @@ def _quarantine(root: Path, row: EntryRow, damaged: list[Path], pid: int | None)
 async def verify(
     store: Store,
     *,
-    archive_root: Path,
+    archive_root: Path | None,
     checksums: bool = False,
     progress: Progress = None,
     run_id: int | None = None,
@@ -163,8 +164,11 @@ async def verify(
 ) -> VerifyResult:
     """Check every archived entry; move damaged ones to ``sized`` (see module docstring).
 
-    ``partner_id`` locates entries whose row lacks one; ``run_id`` goes into the events.
+    ``archive_root`` None: the archive the rows recorded. ``partner_id`` locates entries
+    whose row lacks one; ``run_id`` goes into the events.
     """
+    if archive_root is None:
+        archive_root = await _recorded_root(store)
     root = Path(archive_root).resolve()
     await _check_root(store, root, partner_id)
     result = VerifyResult(checksums=checksums)
@@ -195,6 +199,22 @@ async def verify(
         progress("verify.done", **result.as_counts())
     log.info("verify finished", **result.as_counts())
     return result
+
+
+async def _recorded_root(store: Store) -> Path:
+    """The one archive the archived rows were backed up to (when none was named)."""
+    recorded = sorted(u for u in await queries.archive_uris(store, State.ARCHIVED) if u)
+    local = [u for u in recorded if u.startswith("file://")]
+    if len(local) == 1 and len(recorded) == 1:
+        return Path(unquote(urlparse(local[0]).path))
+    if not recorded:
+        raise ArchiveUnavailable(
+            "no archive named and none recorded: name it with --archive or KRETAIN_ARCHIVE"
+        )
+    raise ArchiveUnavailable(
+        f"archived entries went to {len(recorded)} archives ({', '.join(recorded[:3])}); "
+        "name the one to verify with --archive"
+    )
 
 
 async def _check_root(store: Store, root: Path, partner_id: int | None) -> None:

@@ -189,3 +189,48 @@ async def test_min_free_threshold_stops_before_any_download(
         assert row is not None and row.backup_attempts == 0 and row.lease_owner is None
         assert sim.stats.calls["thumbasset.geturl"] + sim.stats.calls["flavorasset.geturl"] == urls
         assert not list(walk(root))
+
+
+async def test_a_broken_entry_fails_its_backup_alone(sim: RunningSimulator, tmp_path: Path) -> None:
+    """Its lookup fails every time (the simulator's broken_entries): it ends backup_failed
+    with its own reason, the entry beside it is archived."""
+    broken, fine = ENTRIES["image_a"], ENTRIES["image_b"]
+    root = tmp_path / "archive"
+    async with store_at(tmp_path / "k.db") as store, client_for(sim) as client:
+        await make_sized(store, client, sim, [broken, fine])
+        sim.knobs.broken_entries = {broken}
+        try:
+            result = await run_backup(store, client, root, concurrency=2, **FAST)
+        finally:
+            sim.knobs.broken_entries = set()
+        assert (result.archived, result.failed) == (1, 1)
+        row = await queries.get_entry(store, broken)
+        assert row is not None and row.state == State.BACKUP_FAILED
+        assert "INTERNAL_SERVERL_ERROR" in (row.last_error or "")
+        assert await state_of(store, fine) == State.ARCHIVED
+
+
+async def test_an_archive_that_stops_taking_writes_charges_no_entry(
+    sim: RunningSimulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ENOSPC from entry.json (not from a data write): the stage stops with one message, the
+    entry goes back to sized with no attempt counted, and a later run archives it."""
+    eid = ENTRIES["image_c"]
+    root = tmp_path / "archive"
+    real_write = archive.write_entry_json
+
+    def no_room(directory, metadata):  # fault injection at the file-system edge
+        raise OSError(errno.ENOSPC, "No space left on device", str(directory / "entry.json"))
+
+    async with store_at(tmp_path / "k.db") as store, client_for(sim) as client:
+        await make_sized(store, client, sim, [eid])
+        monkeypatch.setattr(archive, "write_entry_json", no_room)
+        for _ in range(3):
+            with pytest.raises(BackupDiskFull, match="disk full"):
+                await run_backup(store, client, root, **FAST)
+        row = await queries.get_entry(store, eid)
+        assert row is not None and row.state == State.SIZED
+        assert (row.backup_attempts, row.lease_owner) == (0, None)
+        monkeypatch.setattr(archive, "write_entry_json", real_write)
+        result = await run_backup(store, client, root, **FAST)
+        assert result.archived == 1 and result.files_reused >= 1  # the files were kept

@@ -114,3 +114,37 @@ async def test_verify_catches_damage_and_the_next_backup_repairs_it(
         assert (final.ok, final.damaged) == (len(IDS), 0)
         assert sha256_of(flipped) == true_sha(sim, flipped_id)[1]
         assert sha256_of(removed) == true_sha(sim, removed_id)[1]
+
+
+async def test_a_wrong_archive_root_is_refused_and_nothing_is_demoted(
+    sim: RunningSimulator, tmp_path: Path
+) -> None:
+    from kretain.errors import ArchiveUnavailable
+
+    root = tmp_path / "archive"
+    async with store_at(tmp_path / "k.db") as store, client_for(sim) as client:
+        await make_sized(store, client, sim, IDS[:2])
+        assert (await run_backup(store, client, root)).archived == 2
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        for wrong, why in ((tmp_path / "missing", "does not exist"), (elsewhere, "backed up to")):
+            with pytest.raises(ArchiveUnavailable, match=why):
+                await verify(store, archive_root=wrong, checksums=True)
+        # Rows archived before the location was recorded: an empty root is refused too.
+        await store.executemany("UPDATE entries SET archive_uri = NULL WHERE id = ?", [[IDS[0]]])
+        await store.executemany("UPDATE entries SET archive_uri = NULL WHERE id = ?", [[IDS[1]]])
+        with pytest.raises(ArchiveUnavailable, match="none of the archived entries"):
+            await verify(store, archive_root=elsewhere, checksums=True)
+        assert {await state_of(store, e) for e in IDS[:2]} == {State.ARCHIVED}
+        assert (await verify(store, archive_root=root, checksums=True)).ok == 2
+
+
+async def test_verify_without_a_named_archive_uses_the_recorded_one(
+    sim: RunningSimulator, tmp_path: Path
+) -> None:
+    root = tmp_path / "archive with space"
+    async with store_at(tmp_path / "k.db") as store, client_for(sim) as client:
+        await make_sized(store, client, sim, IDS[:1])
+        await run_backup(store, client, root)
+        result = await verify(store, archive_root=None, checksums=True)
+        assert (result.checked, result.ok) == (1, 1)

@@ -83,7 +83,7 @@ def test_status_summary_export_query(audited) -> None:
     con = sqlite3.connect(db)
     in_policy = con.execute(
         "select count(*) from entries where state in ('candidate','sized','downloading',"
-        "'archived','failed','deleting','deleted')"
+        "'archived','backup_failed','delete_failed','deleting','deleted','recycled','stripped')"
     ).fetchone()[0]
     assert int(rows["candidates"]["total"]) == in_policy
 
@@ -147,3 +147,39 @@ def test_secrets_never_reach_db_logs_or_exports(tmp_path: Path) -> None:
         assert secret not in blob
         # No KS either (they start with djJ8 = base64 "v2|").
         assert not re.search(rb"djJ8[A-Za-z0-9_-]{40,}", blob)
+
+
+def test_retry_resets_exhausted_attempts_and_records_it(tmp_path: Path) -> None:
+    import asyncio
+
+    from kretain.store import open_store, transitions
+    from kretain.store.models import entry_fields_from_wire
+    from kretain.store.states import State
+
+    db = tmp_path / "k.db"
+
+    async def build() -> None:
+        wire = {"id": "0_retry001", "status": 2, "createdAt": 1_500_000_000, "plays": 0}
+        async with await open_store(db) as store:
+            await transitions.admit(
+                store,
+                [transitions.Admission(entry_fields_from_wire(wire), State.CANDIDATE,
+                                       "4-year", "delete_entry", "r")],
+                run_id=None,
+            )  # fmt: skip
+            await transitions.move(store, "0_retry001", State.CANDIDATE, State.SIZED, run_id=1)
+            eid, failed = "0_retry001", State.BACKUP_FAILED
+            for n in range(5):
+                await transitions.move(store, eid, [State.SIZED, failed], "downloading", run_id=1)
+                await transitions.move(store, eid, "downloading", failed, run_id=1, error=f"e{n}")
+
+    asyncio.run(build())
+    result = invoke(["--db", str(db), "retry", "--stage", "backup"])
+    assert result.exit_code == 0 and "backup" in result.output and "1" in result.output
+    with sqlite3.connect(db) as con:
+        assert con.execute("select backup_attempts from entries").fetchone() == (0,)
+        assert con.execute(
+            "select outcome, detail from events where kind = 'admin'"
+        ).fetchall() == [("attempts_reset", "backup_attempts was 5")]
+    again = invoke(["--db", str(db), "retry", "--stage", "backup", "--entry", "0_retry001"])
+    assert again.exit_code == 0  # nothing left to reset
