@@ -14,7 +14,9 @@ record per call of a mutating route (see ``ROUTES``), whatever its outcome::
     {"time": wall-clock seconds, "monotonic": time.monotonic() at the rate-limit check,
      "service": "baseentry", "action": "delete",      # lower case
      "id": the call's main id (entryId, id, uploadTokenId, ...), else created_id,
-     "params": {the id-like and upload params sent},
+     "params": {the id-like and upload params sent, plus "resource:token",
+                "contentResource:token", "entry:referenceId", "entry:parentEntryId",
+                "uploadToken:fileName" when sent},
      "outcome": "ok" or the API error code (e.g. "ACTION_BLOCKED"),
      "admitted": passed the session and rate-limit checks (counts in the limiter window),
      "answer_lost": the call took effect but its HTTP answer was a bodiless 503,
@@ -383,10 +385,11 @@ class Simulator:
         params: dict[str, str] = {
             k: v for k, v in call.params.items() if isinstance(v, str) and k in _LOGGED_PARAMS
         }
-        for name in ("resource", "contentResource"):
-            token = call.obj(name).get("token")
-            if isinstance(token, str):
-                params[f"{name}:token"] = token
+        for name, fields in _LOGGED_OBJECT_FIELDS.items():
+            for field_name in fields:
+                value = call.obj(name).get(field_name)
+                if isinstance(value, str) and value:
+                    params[f"{name}:{field_name}"] = value
         upload = call.params.get("fileData")
         created = call.created_id if outcome == "ok" else None
         record = {
@@ -789,4 +792,10 @@ _ID_PARAMS = (
     "attachmentAssetId",
     "flavorAssetId",
 )
+_LOGGED_OBJECT_FIELDS = {
+    "resource": ("token",),
+    "contentResource": ("token",),
+    "entry": ("referenceId", "parentEntryId"),
+    "uploadToken": ("fileName",),
+}
 _LOGGED_PARAMS = frozenset({*_ID_PARAMS, "flavorParamsId", "resume", "finalChunk", "resumeAt"})

@@ -137,6 +137,7 @@ async def test_lost_media_add_can_be_found_by_reference_id(api: Api, simulator) 
     assert status == 503
     (record,) = simulator.mutations
     assert record["answer_lost"] is True and record["created_id"] == record["id"]
+    assert record["params"] == {"entry:referenceId": "0_orig0001"}
     found = await api(
         "baseEntry", "list", filter={"referenceIdEqual": "0_orig0001", "statusIn": "7"}
     )
