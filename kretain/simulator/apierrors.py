@@ -116,6 +116,10 @@ ERRORS: dict[str, tuple[tuple[str, ...], str]] = {
     "UPLOAD_TOKEN_CANNOT_RESUME": ((), "Cannot resume the upload, original file was not found"),
     "UPLOAD_TOKEN_CANNOT_MATCH_EXPECTED_SIZE": ((), "Failed to match expected file size"),
     "UPLOAD_TOKEN_MISSING_FILE_SIZE": ((), "FileSize is mandatory when enabling autoFinalize"),
+    "UPLOAD_PASSED_MAX_RESUME_TIME_ALLOWED": (
+        ("MAX_RESUME_TIME",),
+        "Max resume time of @MAX_RESUME_TIME@ seconds reached, cannot resume upload",
+    ),
 }
 
 

@@ -46,6 +46,8 @@ TOKEN_PENDING, TOKEN_PARTIAL, TOKEN_FULL, TOKEN_CLOSED, TOKEN_TIMED_OUT, TOKEN_D
 QUEUED, READY, DELETED, IMPORTING = 0, 2, 3, 7
 ENTRY_IMPORT, ENTRY_READY, ENTRY_NO_CONTENT = 0, 2, 7
 DEFAULT_THUMB_TAG = "default_thumb"
+# upload_token_max_resume_time default: a PARTIAL token idle this long takes no more chunks.
+MAX_RESUME_SECONDS = 604_800
 # The core class names an upload token reports as attachedObjectType.
 _CORE_CLASS = {
     "flavor": "flavorAsset",
@@ -455,7 +457,8 @@ class IngestMixin:
           UPLOAD_TOKEN_CANNOT_MATCH_EXPECTED_SIZE (retry once the missing chunks are in).
           With ``autoFinalize`` the expected size is the token's ``fileSize``.
         Final -> FULL (and a resource waiting for the token gets its content); else
-        PARTIAL. An empty non-final chunk with resumeAt > 0 is dismissed.
+        PARTIAL. An empty non-final chunk with resumeAt > 0 is dismissed. A PARTIAL
+        token not updated for 7 days -> UPLOAD_PASSED_MAX_RESUME_TIME_ALLOWED.
         """
         when = self.clock() if now is None else now
         with self._token_lock(token_id):
@@ -463,6 +466,8 @@ class IngestMixin:
                 row = self._token_row(token_id, user_id)
             status, file_name, file_size, auto = row[1], row[3], row[4], row[5]
             target = row[7]
+            if status == TOKEN_PARTIAL and row[11] < when - MAX_RESUME_SECONDS:
+                raise SimApiError("UPLOAD_PASSED_MAX_RESUME_TIME_ALLOWED", MAX_RESUME_SECONDS)
             if status not in (TOKEN_PENDING, TOKEN_PARTIAL):
                 raise SimApiError("UPLOAD_TOKEN_INVALID_STATUS_FOR_UPLOAD")
             file_name = file_name or file.filename

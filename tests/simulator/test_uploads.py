@@ -200,6 +200,25 @@ async def test_resume_needs_data_and_resume_false_replaces_it(api: Api, simulato
         assert f.read() == DATA[:20_000]
 
 
+async def test_partial_token_expires_after_seven_days(api: Api, simulator) -> None:
+    simulator.knobs.now = 1_800_000_000
+    token = (await api.new_token())["id"]
+    await api.upload(token, DATA[:1000], final=False)
+    simulator.knobs.now += 604_800
+    more = await api.upload(token, DATA[1000:2000], resume=True, final=False, resume_at=1000)
+    assert more["uploadedFileSize"] == 2000 and more["updatedAt"] == simulator.knobs.now
+    simulator.knobs.now += 604_801
+    status, body = await api.multipart(
+        "uploadToken",
+        "upload",
+        {"uploadTokenId": token, "resume": "True", "finalChunk": "True", "resumeAt": "2000"},
+        {"fileData": ("m.mp4", DATA[2000:3000])},
+    )
+    err = json.loads(body)
+    assert err["code"] == "UPLOAD_PASSED_MAX_RESUME_TIME_ALLOWED"
+    assert err["args"] == {"MAX_RESUME_TIME": "604800"}
+
+
 async def test_chunks_inside_a_multirequest(api: Api, simulator) -> None:
     token = (await api.new_token())["id"]
     params = {
