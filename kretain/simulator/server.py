@@ -226,6 +226,23 @@ async def _stream(request: web.Request, served: ServeFile) -> web.StreamResponse
     if fault in _FAULT_STATUS or fault == "hang":
         return await _http_fault(request, sim, fault)
 
+    source = None
+    if served.path is not None:
+        try:
+            source = open(served.path, "rb")  # noqa: SIM115  (closed after streaming)
+        except FileNotFoundError:  # deleted since the lookup
+            return _download_error(sim, *_download_error_for("FLAVOR_ASSET_ID_NOT_FOUND"))
+    try:
+        return await _stream_bytes(request, sim, served, source, fault)
+    finally:
+        if source is not None:
+            source.close()
+
+
+async def _stream_bytes(
+    request: web.Request, sim: Simulator, served: ServeFile, source: Any, fault: str | None
+) -> web.StreamResponse:
+    knobs = sim.knobs
     size = served.size
     start, end, status = 0, size - 1, 200
     range_header = request.headers.get("Range", "")
@@ -252,7 +269,6 @@ async def _stream(request: web.Request, served: ServeFile) -> web.StreamResponse
     total_bucket = request.app[BUCKET_KEY]
     pos = start
     loop = asyncio.get_running_loop()
-    source = open(served.path, "rb") if served.path is not None else None  # noqa: SIM115
     try:
         while pos < stop:
             n = min(CHUNK, stop - pos)
@@ -268,9 +284,6 @@ async def _stream(request: web.Request, served: ServeFile) -> web.StreamResponse
     except (ConnectionError, asyncio.CancelledError):
         _drop(request)
         raise
-    finally:
-        if source is not None:
-            source.close()
     if fault == "truncate":
         sim.stats.faults["truncate"] += 1
         _drop(request)
