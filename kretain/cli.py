@@ -555,6 +555,12 @@ def demo(entries: int, burst: int, directory: Path, seed: int) -> None:
 @click.option("--burst", default=0, show_default=True, help="Entries sharing one createdAt second.")
 @click.option("--no-traps", is_flag=True, help="No hostile names or extensions.")
 @click.option("--recycle-bin", is_flag=True, help="Enable the recycle-bin partner feature.")
+@click.option(
+    "--recycle-retention-days",
+    default=30,
+    show_default=True,
+    help="Days a recycled entry stays in the bin before it is deleted.",
+)
 @click.option("--latency-ms", default=0.0, show_default=True, help="Added to every API request.")
 @click.option(
     "--rate-limit",

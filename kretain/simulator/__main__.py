@@ -17,6 +17,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--burst", type=int, default=0)
     parser.add_argument("--no-traps", dest="traps", action="store_false")
     parser.add_argument("--recycle-bin", action="store_true")
+    parser.add_argument(
+        "--recycle-retention-days", type=int, default=30, help="days before the bin empties"
+    )
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument(
         "--rate-limit",

@@ -26,7 +26,8 @@ def _default_rate_limits() -> dict[str, tuple[int, float]]:
 
 @dataclass
 class Knobs:
-    # "service.action" (lower case) -> (limit, window seconds); fixed window from first call.
+    # "service.action" (lower case) -> (limit, window seconds); fixed window from first call,
+    # blocked calls count too (Kaltura's memcache counter). set_rate_limit() adds one.
     rate_limits: dict[str, tuple[int, float]] = field(default_factory=_default_rate_limits)
     latency_ms: float = 0.0  # added to every API HTTP request
     download_bandwidth: float | None = None  # bytes/s per download
@@ -43,6 +44,11 @@ class Knobs:
     internal_error: float = 0.0  # per API call: INTERNAL_SERVERL_ERROR
     download_error: float = 0.0  # per download: X-Kaltura error header, empty body
     download_error_code: int = 6  # the <n> in X-Kaltura: error-<n> for injected download errors
+    # Per successful mutating call: the change is made, then the answer is lost (HTTP 503,
+    # no body; a multirequest loses its whole answer after every item ran).
+    lost_answer: float = 0.0
+    # "service.action" names lost_answer applies to; None: every mutating action.
+    lost_answer_actions: set[str] | None = None
     fault_seed: int = 0
     # Which requests HTTP-level faults (500/502/503/hang/truncate) hit: "all", "api", "download".
     fault_scope: Literal["all", "api", "download"] = "all"
@@ -56,6 +62,7 @@ class Knobs:
     _fail_next: dict[str, list[list[object]]] = field(
         default_factory=dict, repr=False, compare=False
     )
+    _lose_next: Counter[str] = field(default_factory=Counter, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     # ---- test hooks --------------------------------------------------------
@@ -76,13 +83,37 @@ class Knobs:
                 queue[0][1] = int(remaining) - 1  # type: ignore[call-overload]
             return str(code), tuple(args)  # type: ignore[arg-type]
 
+    def lose_next(self, service_action: str, times: int = 1) -> None:
+        """Make the next ``times`` successful calls of ``service_action`` lose their answer."""
+        with self._lock:
+            self._lose_next[service_action.lower()] += times
+
+    def take_lost_answer(self, service_action: str) -> bool:
+        """Whether this successful mutating call loses its answer (lose_next first)."""
+        key = service_action.lower()
+        with self._lock:
+            if self._lose_next[key] > 0:
+                self._lose_next[key] -= 1
+                return True
+        actions = self.lost_answer_actions
+        if actions is not None and key not in {a.lower() for a in actions}:
+            return False
+        return self._draw(self.lost_answer)
+
+    def set_rate_limit(self, service_action: str, limit: int, window: float = 10.0) -> None:
+        """Block ``service_action`` (e.g. "flavorAsset.delete", "baseEntry.recycle",
+        "flavorAsset.convert") past ``limit`` calls per ``window`` seconds."""
+        self.rate_limits[service_action.lower()] = (int(limit), float(window))
+
     def clear_faults(self) -> None:
         """Back to a well-behaved server (rate limits kept)."""
         self.http_500 = self.http_502 = self.http_503 = 0.0
         self.hang = self.truncate = self.internal_error = self.download_error = 0.0
+        self.lost_answer = 0.0
         self.latency_ms = 0.0
         with self._lock:
             self._fail_next.clear()
+            self._lose_next.clear()
 
     # ---- draws -------------------------------------------------------------
     def _draw(self, rate: float) -> bool:

@@ -150,6 +150,13 @@ _LADDER = (
     (5, 1280, 720, 2000, "web"),
 )
 _AUDIO_LADDER = ((359, 0, 0, 128, "audio,web"), (360, 0, 0, 64, "audio,mobile"))
+SOURCE_FLAVOR_PARAMS_ID = 0
+# The partner's flavor params: id -> (width, height, bitrate kbit/s, tags). Id 0 is the
+# source ("source" tag): flavorAsset.convert never generates it.
+FLAVOR_PARAMS: dict[int, tuple[int, int, int, str]] = {
+    SOURCE_FLAVOR_PARAMS_ID: (0, 0, 0, "source"),
+    **{fp: (w, h, br, tags) for fp, w, h, br, tags in (*_LADDER, *_AUDIO_LADDER)},
+}
 _SOURCE_EXTS = (
     ("mp4", "isom", "avc1"),
     ("mp4", "isom", "avc1"),
@@ -166,7 +173,13 @@ def spec_hash(spec: PartnerSpec) -> str:
     """Stable hash of everything that shapes the generated data."""
     data = asdict(spec)
     # Secrets and app tokens do not shape the entries table.
-    for key in ("admin_secret", "user_secret", "app_tokens", "recycle_bin"):
+    for key in (
+        "admin_secret",
+        "user_secret",
+        "app_tokens",
+        "recycle_bin",
+        "recycle_retention_days",
+    ):
         data.pop(key, None)
     data["generator_version"] = GENERATOR_VERSION
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
@@ -469,13 +482,21 @@ class EntryGenerator:
 
 @dataclass(frozen=True)
 class Asset:
-    """One derived asset: its wire dict (before overlay) and its file."""
+    """One asset: its wire dict (before overlay) and its file.
+
+    Derived assets have generated content (``content_seed``, ``true_size`` bytes).
+    Stored assets (added through the API) have ``num`` set, and either a file on
+    disk (``content_path``) or generated content; ``content_seed`` is -1 when the
+    asset has a file, and both are unset (-1 / 0) when it has no content yet.
+    """
 
     ordinal: int
     kind: str
     wire: dict[str, Any]
     true_size: int
     content_seed: int
+    content_path: str | None = None
+    num: int | None = None
 
 
 def capped(asset: Asset, cap: int) -> Asset:

@@ -9,6 +9,11 @@ random yet map back to their row without a lookup table:
 
 Ordinal ranges give an asset's kind: flavors 0-15, captions 16-31,
 attachments 32-47, thumbnails 48-63.
+
+Assets added through the API (uploads, conversions) are stored rows, not derived
+ones; their ids use entry indices from ``STORED_ASSET_BASE`` up (``num`` = the
+stored row's number), far above any real entry index, so they look like every
+other asset id and decode without a lookup.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ ENTRY_KEY = 0x5EED_0E17
 ASSET_KEY = 0x0A55_E7ED
 ORDINALS_PER_ENTRY = 64
 MAX_ENTRY_INDEX = _LIMIT // ORDINALS_PER_ENTRY - 1
+STORED_ASSET_BASE = 1 << 33  # stored asset number n has "entry index" BASE + n
 
 KIND_RANGES: dict[str, range] = {
     "flavor": range(0, 16),
@@ -125,3 +131,18 @@ def kind_of(ordinal: int) -> str:
         if ordinal in span:
             return kind
     raise ValueError(f"ordinal out of range: {ordinal}")
+
+
+def stored_asset_id(num: int) -> str:
+    """The asset id of stored asset number ``num`` (>= 1)."""
+    if not 0 < num <= MAX_ENTRY_INDEX - STORED_ASSET_BASE:
+        raise ValueError(f"stored asset number out of range: {num}")
+    return asset_id(STORED_ASSET_BASE + num, 0)
+
+
+def stored_asset_num(aid: str) -> int | None:
+    """Stored asset number of an asset id, or None when it is not a stored asset's id."""
+    ref = asset_ref(aid)
+    if ref is None or ref[0] <= STORED_ASSET_BASE or ref[1] != 0:
+        return None
+    return ref[0] - STORED_ASSET_BASE

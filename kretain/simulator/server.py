@@ -4,6 +4,10 @@ Routes:
 - ``/api_v3/...`` (any method): plain calls and ``service/multirequest``;
   serve actions of caption/attachment/thumb assets stream bytes.
 - ``/p/<pid>/sp/<pid>00/serveFlavor/...``: flavor downloads (the getUrl form).
+
+Request bodies are capped at 64 MiB except multipart file parts, which are streamed
+to temp files under the partner's content directory (uploads of several GB) and
+removed when the request ends unless a call kept them.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from kretain.simulator.apierrors import SimApiError
 from kretain.simulator.content import content_bytes
 from kretain.simulator.faults import Knobs, Stats, TokenBucket
 from kretain.simulator.partner import Partner, PartnerSpec
-from kretain.simulator.services import ROUTES, ServeFile, Simulator, serve_asset
+from kretain.simulator.services import ROUTES, Exchange, ServeFile, Simulator, serve_asset
 
 log = logging.getLogger(__name__)
 
@@ -75,26 +79,40 @@ async def _api(request: web.Request) -> web.StreamResponse:
     if knobs.latency_ms > 0:
         await asyncio.sleep(knobs.latency_ms / 1000.0)
     started = time.perf_counter()
-    params = await wire.read_params(request)
+    params, files = await wire.read_request(request, sim.partner.incoming_dir())
+    try:
+        return await _answer(request, sim, params, fault, started)
+    finally:
+        for upload in files:  # whatever a call did not keep
+            upload.discard()
+
+
+async def _answer(
+    request: web.Request, sim: Simulator, params: dict[str, Any], fault: str | None, started: float
+) -> web.StreamResponse:
     fmt = params.get("format") if isinstance(params.get("format"), str) else None
     base_url = f"{request.scheme}://{request.host}"
     service = str(params.get("service") or "").lower()
     action = str(params.get("action") or "")
+    exchange = Exchange()
 
     if service == "multirequest":
-        result: Any = await sim.multirequest(params, base_url)
+        result: Any = await sim.multirequest(params, base_url, exchange)
         if isinstance(result, ServeFile):
             return await _stream(request, result)
     else:
         route = ROUTES.get(f"{service}.{action.lower()}")
         try:
-            result = await sim.call(service, action, params, base_url)
+            result = await sim.call(service, action, params, base_url, exchange)
         except SimApiError as exc:
             if route is not None and route.serve:
                 return _download_error(sim, *_download_error_for(exc.code))
             result = exc.to_wire()
         if isinstance(result, ServeFile):
             return await _stream(request, result)
+    if exchange.lost:
+        # The change is made; the answer never reaches the client.
+        return web.Response(status=503, body=b"")
 
     body, ctype = wire.render(result, fmt, time.perf_counter() - started)
     if fault == "truncate":
@@ -208,6 +226,23 @@ async def _stream(request: web.Request, served: ServeFile) -> web.StreamResponse
     if fault in _FAULT_STATUS or fault == "hang":
         return await _http_fault(request, sim, fault)
 
+    source = None
+    if served.path is not None:
+        try:
+            source = open(served.path, "rb")  # noqa: SIM115  (closed after streaming)
+        except FileNotFoundError:  # deleted since the lookup
+            return _download_error(sim, *_download_error_for("FLAVOR_ASSET_ID_NOT_FOUND"))
+    try:
+        return await _stream_bytes(request, sim, served, source, fault)
+    finally:
+        if source is not None:
+            source.close()
+
+
+async def _stream_bytes(
+    request: web.Request, sim: Simulator, served: ServeFile, source: Any, fault: str | None
+) -> web.StreamResponse:
+    knobs = sim.knobs
     size = served.size
     start, end, status = 0, size - 1, 200
     range_header = request.headers.get("Range", "")
@@ -233,15 +268,20 @@ async def _stream(request: web.Request, served: ServeFile) -> web.StreamResponse
     own_bucket = TokenBucket()
     total_bucket = request.app[BUCKET_KEY]
     pos = start
+    loop = asyncio.get_running_loop()
     try:
         while pos < stop:
             n = min(CHUNK, stop - pos)
             await own_bucket.take(n, knobs.download_bandwidth)
             await total_bucket.take(n, knobs.total_bandwidth)
+            if source is None:
+                data = content_bytes(served.seed, pos, n)
+            else:
+                data = await loop.run_in_executor(None, _read_at, source, pos, n)
             # Counted before the write: the client may read the last chunk before this
             # coroutine resumes, and a test reading the counter then must see it.
             sim.stats.bytes_served += n
-            await resp.write(content_bytes(served.seed, pos, n))
+            await resp.write(data)
             pos += n
     except (ConnectionError, asyncio.CancelledError):
         _drop(request)
@@ -252,6 +292,12 @@ async def _stream(request: web.Request, served: ServeFile) -> web.StreamResponse
         return resp
     await resp.write_eof()
     return resp
+
+
+def _read_at(source: Any, pos: int, n: int) -> bytes:
+    source.seek(pos)
+    data = source.read(n)
+    return data + b"\0" * (n - len(data))  # a file cut short keeps its promised length
 
 
 # ---- running it -------------------------------------------------------------------
@@ -311,6 +357,7 @@ def parse_fault(text: str) -> tuple[str, float]:
         "truncate",
         "internal_error",
         "download_error",
+        "lost_answer",
     ):
         raise ValueError(f"unknown fault {name!r}")
     value = float(rate)
@@ -329,6 +376,7 @@ def simulator_main(
     burst: int = 0,
     traps: bool = True,
     recycle_bin: bool = False,
+    recycle_retention_days: int = 30,
     latency_ms: float = 0.0,
     rate_limits: Sequence[str] = (),
     no_rate_limits: bool = False,
@@ -342,7 +390,12 @@ def simulator_main(
 ) -> None:
     """Run a simulator in the foreground until Ctrl-C (the ``kretain simulator`` command)."""
     spec = PartnerSpec(
-        entries=entries, seed=seed, burst=burst, traps=traps, recycle_bin=recycle_bin
+        entries=entries,
+        seed=seed,
+        burst=burst,
+        traps=traps,
+        recycle_bin=recycle_bin,
+        recycle_retention_days=recycle_retention_days,
     )
     knobs = Knobs(
         latency_ms=latency_ms,

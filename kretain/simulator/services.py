@@ -7,6 +7,26 @@ each HTTP request is ONE job on a small thread pool (a multirequest's items run 
 same job, as one PHP process runs them on a real server) and the event loop keeps
 streaming downloads. The checks, counters and mutation log are shared by the pool's
 threads, so they run under one lock.
+
+The mutation log (``Simulator.mutations``, ``RunningSimulator.mutations``) gets one
+record per call of a mutating route (see ``ROUTES``), whatever its outcome::
+
+    {"time": wall-clock seconds, "monotonic": time.monotonic() at the rate-limit check,
+     "service": "baseentry", "action": "delete",      # lower case
+     "id": the call's main id (entryId, id, uploadTokenId, ...), else created_id,
+     "params": {the id-like and upload params sent, plus "resource:token",
+                "contentResource:token", "entry:referenceId", "entry:parentEntryId",
+                "uploadToken:fileName" when sent},
+     "outcome": "ok" or the API error code (e.g. "ACTION_BLOCKED"),
+     "admitted": passed the session and rate-limit checks (counts in the limiter window),
+     "answer_lost": the call took effect but its HTTP answer was a bodiless 503,
+     "created_id": id of what an add action created (entry, asset, upload token) or None,
+     "bytes": size of the uploaded file part (uploadToken.upload) or None}
+
+Lost answers (``Knobs.lost_answer``, ``Knobs.lose_next``): a mutating call that
+succeeded can lose its answer. A plain call is answered HTTP 503 without a body. In a
+multirequest every item still runs, then the whole HTTP answer is the bodiless 503, so
+every item that took effect in it is marked ``answer_lost``.
 """
 
 from __future__ import annotations
@@ -25,7 +45,9 @@ from urllib.parse import quote
 from kretain.simulator import ks as ksmod
 from kretain.simulator.apierrors import SimApiError
 from kretain.simulator.faults import Knobs, RateLimiter, Stats
+from kretain.simulator.ingest import php_bool
 from kretain.simulator.partner import AssetKind, Partner
+from kretain.simulator.uploads import UploadedFile
 from kretain.simulator.wire import resolve_references
 
 log = logging.getLogger(__name__)
@@ -53,13 +75,23 @@ _HASHES = {"SHA1": "sha1", "MD5": "md5", "SHA256": "sha256", "SHA512": "sha512"}
 
 @dataclass(frozen=True)
 class ServeFile:
-    """A serve action's result: the server streams ``size`` bytes of ``seed``."""
+    """A serve action's result: ``size`` bytes of the file at ``path``, or (no path)
+    of generated content ``seed``."""
 
     kind: AssetKind
     asset_id: str
     size: int
     seed: int
     file_ext: str = ""
+    path: str | None = None
+
+
+@dataclass
+class Exchange:
+    """One HTTP request's shared state: whether its answer is lost, its log records."""
+
+    lost: bool = False
+    records: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -69,7 +101,11 @@ class Call:
     params: dict[str, Any]
     base_url: str
     ks: ksmod.KsInfo | None = None
-    now: int = 0
+    now: int = 0  # for relative times in filters
+    mutation_now: int = 0  # stamps what the call changes (createdAt, recycledAt, ...)
+    monotonic: float = 0.0
+    admitted: bool = False
+    created_id: str | None = None
 
     def param(self, *names: str, required: bool = True) -> str:
         for name in names:
@@ -84,9 +120,32 @@ class Call:
         value = self.params.get(name)
         return value if isinstance(value, dict) else {}
 
+    def required_obj(self, name: str) -> dict[str, Any]:
+        value = self.params.get(name)
+        if not isinstance(value, dict):
+            raise SimApiError("MISSING_MANDATORY_PARAMETER", name)
+        return value
+
+    def file(self, name: str) -> UploadedFile:
+        """A ``file`` parameter: missing -> MISSING_MANDATORY_PARAMETER, not a real
+        upload (a plain field, no file name) -> UPLOAD_ERROR."""
+        if name not in self.params:
+            raise SimApiError("MISSING_MANDATORY_PARAMETER", name)
+        value = self.params[name]
+        if not isinstance(value, UploadedFile) or not value.ok:
+            raise SimApiError("UPLOAD_ERROR")
+        return value
+
     @property
     def entitled(self) -> bool:
         return self.ks is not None and "disableentitlement" in self.ks.privileges
+
+    @property
+    def session_user(self) -> str | None:
+        """The user a user session (not admin) is restricted to; None for admins."""
+        if self.ks is None or self.ks.is_admin:
+            return None
+        return self.ks.user_id
 
 
 Handler = Callable[["Simulator", Call], Any]
@@ -177,40 +236,70 @@ class Simulator:
         return info
 
     # ---- one API call --------------------------------------------------------
-    async def call(self, service: str, action: str, params: dict[str, Any], base_url: str) -> Any:
+    async def call(
+        self,
+        service: str,
+        action: str,
+        params: dict[str, Any],
+        base_url: str,
+        exchange: Exchange | None = None,
+    ) -> Any:
         """One API call, run on the pool."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            self.executor, self.call_sync, service, action, params, base_url
+            self.executor, self.call_sync, service, action, params, base_url, exchange
         )
 
-    async def multirequest(self, params: dict[str, Any], base_url: str) -> Any:
+    async def multirequest(
+        self, params: dict[str, Any], base_url: str, exchange: Exchange | None = None
+    ) -> Any:
         """Every item of one multirequest, run in order as ONE job on the pool."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, self.multirequest_sync, params, base_url)
+        return await loop.run_in_executor(
+            self.executor, self.multirequest_sync, params, base_url, exchange
+        )
 
-    def multirequest_sync(self, params: dict[str, Any], base_url: str) -> Any:
+    def multirequest_sync(
+        self, params: dict[str, Any], base_url: str, exchange: Exchange | None = None
+    ) -> Any:
         """The items' results (errors in wire form), or the ServeFile of a serve item."""
         shared = {k: params[k] for k in SHARED_PARAMS if isinstance(params.get(k), str)}
         index = 0 if _is_request(params.get("0")) else 1
         results: list[Any] = []
-        while _is_request(params.get(str(index))):
-            sub = dict(params[str(index)])
-            sub.pop("format", None)
-            for key, value in shared.items():
-                sub.setdefault(key, value)
-            sub = resolve_references(sub, results)
-            try:
-                result = self.call_sync(str(sub["service"]), str(sub["action"]), sub, base_url)
-            except SimApiError as exc:
-                result = exc.to_wire()
-            if isinstance(result, ServeFile):
-                return result  # a file anywhere in a multirequest is the whole answer
-            results.append(result)
-            index += 1
-        return results
+        try:
+            while _is_request(params.get(str(index))):
+                sub = dict(params[str(index)])
+                sub.pop("format", None)
+                for key, value in shared.items():
+                    sub.setdefault(key, value)
+                sub = resolve_references(sub, results)
+                try:
+                    result = self.call_sync(
+                        str(sub["service"]), str(sub["action"]), sub, base_url, exchange
+                    )
+                except SimApiError as exc:
+                    result = exc.to_wire()
+                if isinstance(result, ServeFile):
+                    return result  # a file anywhere in a multirequest is the whole answer
+                results.append(result)
+                index += 1
+            return results
+        finally:
+            if exchange is not None and exchange.lost:
+                # The whole answer is lost: so is every item's that took effect.
+                with self._state_lock:
+                    for record in exchange.records:
+                        if record["outcome"] == "ok":
+                            record["answer_lost"] = True
 
-    def call_sync(self, service: str, action: str, params: dict[str, Any], base_url: str) -> Any:
+    def call_sync(
+        self,
+        service: str,
+        action: str,
+        params: dict[str, Any],
+        base_url: str,
+        exchange: Exchange | None = None,
+    ) -> Any:
         """One API call on the calling thread (a pool thread)."""
         service, action = service.lower(), action.lower()
         key = f"{service}.{action}"
@@ -226,13 +315,28 @@ class Simulator:
             result = self._run(route, call, key)
         except SimApiError as exc:
             if route.mutating:
-                self._log_mutation(call, exc.code)
+                self._log_mutation(call, exc.code, exchange)
             raise
         if route.mutating:
-            self._log_mutation(call, "ok")
+            lost = exchange is not None and self.knobs.take_lost_answer(key)
+            if lost:
+                assert exchange is not None
+                self.stats.faults["lost_answer"] += 1
+                exchange.lost = True
+            self._log_mutation(call, "ok", exchange, answer_lost=lost)
         return result
 
+    def mutation_now(self) -> int:
+        """The simulator's "now" for what calls change: ``knobs.now`` when set, else the
+        partner's clock (wall clock, never before the generation's "now")."""
+        if self.knobs.now is not None:
+            return int(self.knobs.now)
+        return self.partner.clock()
+
     def _run(self, route: Route, call: Call, key: str) -> Any:
+        call.mutation_now = self.mutation_now()
+        # The recycle bin empties itself as time passes (cheap unless an entry is due).
+        self.partner.purge_recycle_bin(call.mutation_now)
         with self._state_lock:
             self._admit(route, call, key)
         try:
@@ -245,6 +349,7 @@ class Simulator:
 
     def _admit(self, route: Route, call: Call, key: str) -> None:
         """The session, rate-limit and injected-fault checks before a handler runs."""
+        call.monotonic = time.monotonic()
         ks = call.params.get("ks")
         if route.needs_ks:
             if not isinstance(ks, str) or not ks:
@@ -254,8 +359,11 @@ class Simulator:
                 raise SimApiError("SERVICE_FORBIDDEN", f"{call.service}->{call.action}")
         call.now = self._now(call.ks)
         rule = self.knobs.rate_limits.get(key)
-        if rule is not None and self.limiter.hit(key, int(rule[0]), float(rule[1])):
+        if rule is not None and self.limiter.hit(
+            key, int(rule[0]), float(rule[1]), now=call.monotonic
+        ):
             raise SimApiError("ACTION_BLOCKED", call.action, call.service)
+        call.admitted = True
         failure = self.knobs.take_failure(key)
         if failure is not None:
             self.stats.faults["fail_next"] += 1
@@ -271,22 +379,36 @@ class Simulator:
             return int(info.privileges["reftime"])
         return int(time.time())
 
-    def _log_mutation(self, call: Call, outcome: str) -> None:
-        ids = {
-            k: v
-            for k, v in call.params.items()
-            if isinstance(v, str) and k in ("entryId", "id", "flavorAssetId")
+    def _log_mutation(
+        self, call: Call, outcome: str, exchange: Exchange | None, *, answer_lost: bool = False
+    ) -> None:
+        params: dict[str, str] = {
+            k: v for k, v in call.params.items() if isinstance(v, str) and k in _LOGGED_PARAMS
         }
+        for name, fields in _LOGGED_OBJECT_FIELDS.items():
+            for field_name in fields:
+                value = call.obj(name).get(field_name)
+                if isinstance(value, str) and value:
+                    params[f"{name}:{field_name}"] = value
+        upload = call.params.get("fileData")
+        created = call.created_id if outcome == "ok" else None
         record = {
             "time": time.time(),
+            "monotonic": call.monotonic,
             "service": call.service,
             "action": call.action,
-            "id": ids.get("entryId") or ids.get("id") or ids.get("flavorAssetId"),
-            "params": ids,
+            "id": next((params[k] for k in _ID_PARAMS if k in params), created),
+            "params": params,
             "outcome": outcome,
+            "admitted": call.admitted,
+            "answer_lost": answer_lost,
+            "created_id": created,
+            "bytes": upload.size if isinstance(upload, UploadedFile) else None,
         }
         with self._state_lock:
             self.mutations.append(record)
+            if exchange is not None:
+                exchange.records.append(record)
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
@@ -427,15 +549,17 @@ def _get_entry(sim: Simulator, call: Call) -> dict[str, Any]:
 
 
 def _delete_entry(sim: Simulator, call: Call) -> None:
-    sim.partner.delete_entry(call.param("entryId"), media_only=call.service == "media")
+    sim.partner.delete_entry(
+        call.param("entryId"), media_only=call.service == "media", now=call.mutation_now
+    )
 
 
 def _recycle(sim: Simulator, call: Call) -> dict[str, Any]:
-    return sim.partner.recycle_entry(call.param("entryId"))
+    return sim.partner.recycle_entry(call.param("entryId"), now=call.mutation_now)
 
 
 def _restore(sim: Simulator, call: Call) -> dict[str, Any]:
-    return sim.partner.restore_recycled_entry(call.param("entryId"))
+    return sim.partner.restore_recycled_entry(call.param("entryId"), now=call.mutation_now)
 
 
 def _list_assets(sim: Simulator, call: Call) -> dict[str, Any]:
@@ -491,8 +615,8 @@ def _get_url(sim: Simulator, call: Call) -> str:
 
 def serve_asset(sim: Simulator, kind: AssetKind, asset_id: str) -> ServeFile:
     asset = sim.partner.get_asset(kind, asset_id)
-    size, seed = sim.partner.asset_content(asset_id)
-    return ServeFile(kind, asset_id, int(size), int(seed), str(asset.get("fileExt") or ""))
+    size, seed, path = sim.partner.content_ref(asset_id)
+    return ServeFile(kind, asset_id, int(size), int(seed), str(asset.get("fileExt") or ""), path)
 
 
 def _serve(sim: Simulator, call: Call) -> ServeFile:
@@ -501,7 +625,118 @@ def _serve(sim: Simulator, call: Call) -> ServeFile:
 
 
 def _delete_flavor(sim: Simulator, call: Call) -> None:
-    sim.partner.delete_flavor(call.param("id"))
+    sim.partner.delete_flavor(call.param("id"), now=call.mutation_now)
+
+
+def _convert_flavor(sim: Simulator, call: Call) -> None:
+    entry_id = call.param("entryId")
+    sim.partner.convert_flavor(entry_id, call.param("flavorParamsId"), now=call.mutation_now)
+
+
+# ---- uploads and new content ----------------------------------------------------------
+
+
+def _created(call: Call, result: dict[str, Any]) -> dict[str, Any]:
+    call.created_id = result.get("id")
+    return result
+
+
+def _token_add(sim: Simulator, call: Call) -> dict[str, Any]:
+    user = call.ks.user_id if call.ks is not None else ""
+    token = sim.partner.add_upload_token(
+        call.obj("uploadToken"), user_id=user, now=call.mutation_now
+    )
+    return _created(call, token)
+
+
+def _token_get(sim: Simulator, call: Call) -> dict[str, Any]:
+    return sim.partner.get_upload_token(call.param("uploadTokenId"), user_id=call.session_user)
+
+
+def _token_list(sim: Simulator, call: Call) -> dict[str, Any]:
+    objects, total = sim.partner.list_upload_tokens(
+        call.obj("filter"), call.obj("pager"), user_id=call.session_user
+    )
+    return {"objects": objects, "totalCount": total, "objectType": "KalturaUploadTokenListResponse"}
+
+
+def _token_delete(sim: Simulator, call: Call) -> None:
+    sim.partner.delete_upload_token(
+        call.param("uploadTokenId"), user_id=call.session_user, now=call.mutation_now
+    )
+
+
+def _token_upload(sim: Simulator, call: Call) -> dict[str, Any]:
+    token_id = call.param("uploadTokenId")
+    upload = call.file("fileData")
+    resume_at = call.params.get("resumeAt")
+    return sim.partner.upload_to_token(
+        token_id,
+        upload,
+        resume=php_bool(call.params.get("resume"), False),
+        final_chunk=php_bool(call.params.get("finalChunk"), True),
+        resume_at=_php_float_int(resume_at, -1),
+        user_id=call.session_user,
+        now=call.mutation_now,
+    )
+
+
+def _media_add(sim: Simulator, call: Call) -> dict[str, Any]:
+    entry = sim.partner.add_media_entry(
+        call.required_obj("entry"),
+        ks_user=call.ks.user_id if call.ks is not None else "",
+        is_admin=call.ks is not None and call.ks.is_admin,
+        now=call.mutation_now,
+    )
+    return _created(call, entry)
+
+
+def _media_add_content(sim: Simulator, call: Call) -> dict[str, Any]:
+    resource = call.params.get("resource")
+    return sim.partner.add_content(
+        call.param("entryId"),
+        resource if isinstance(resource, dict) else None,
+        now=call.mutation_now,
+    )
+
+
+_ASSET_OBJECT_PARAM = {
+    "caption_captionasset": "captionAsset",
+    "attachment_attachmentasset": "attachmentAsset",
+    "thumbasset": "thumbAsset",
+}
+
+
+def _asset_add(sim: Simulator, call: Call) -> dict[str, Any]:
+    kind = ASSET_SERVICES[call.service][0]
+    entry_id = call.param("entryId")
+    asset = call.required_obj(_ASSET_OBJECT_PARAM[call.service])
+    return _created(call, sim.partner.add_asset(kind, entry_id, asset, now=call.mutation_now))
+
+
+def _asset_set_content(sim: Simulator, call: Call) -> dict[str, Any]:
+    kind = ASSET_SERVICES[call.service][0]
+    asset_id = call.param("id")
+    resource = call.required_obj("contentResource")
+    return sim.partner.set_asset_content(kind, asset_id, resource, now=call.mutation_now)
+
+
+def _thumb_set_default(sim: Simulator, call: Call) -> None:
+    sim.partner.set_default_thumb(call.param("thumbAssetId"), now=call.mutation_now)
+
+
+def _caption_set_default(sim: Simulator, call: Call) -> None:
+    sim.partner.set_default_caption(call.param("captionAssetId"), now=call.mutation_now)
+
+
+def _php_float_int(value: Any, default: int) -> int:
+    """A ``float`` parameter as PHP casts it, as a whole number (resumeAt)."""
+    if not isinstance(value, str) or value.strip() == "":
+        return default
+    try:
+        return int(float(value))
+    except ValueError:
+        return 0
 
 
 def _int(value: str, default: int) -> int:
@@ -525,7 +760,17 @@ ROUTES: dict[str, Route] = {
     "media.list": Route(_list_entries("media", "KalturaMediaListResponse")),
     "media.get": Route(_get_entry),
     "media.delete": Route(_delete_entry, mutating=True),
+    "media.add": Route(_media_add, mutating=True),
+    "media.addcontent": Route(_media_add_content, mutating=True),
     "flavorasset.delete": Route(_delete_flavor, mutating=True),
+    "flavorasset.convert": Route(_convert_flavor, mutating=True),
+    "uploadtoken.add": Route(_token_add, mutating=True),
+    "uploadtoken.get": Route(_token_get),
+    "uploadtoken.list": Route(_token_list),
+    "uploadtoken.delete": Route(_token_delete, mutating=True),
+    "uploadtoken.upload": Route(_token_upload, mutating=True),
+    "thumbasset.setasdefault": Route(_thumb_set_default, mutating=True),
+    "caption_captionasset.setasdefault": Route(_caption_set_default, mutating=True),
 }
 for _svc in ASSET_SERVICES:
     ROUTES[f"{_svc}.list"] = Route(_list_assets)
@@ -534,3 +779,23 @@ for _svc in ASSET_SERVICES:
     if _svc != "flavorasset":
         # serve checks no KS here: like serveFlavor, the URL itself is the credential.
         ROUTES[f"{_svc}.serve"] = Route(_serve, needs_ks=False, serve=True)
+        ROUTES[f"{_svc}.add"] = Route(_asset_add, mutating=True)
+        ROUTES[f"{_svc}.setcontent"] = Route(_asset_set_content, mutating=True)
+
+# Params copied into a mutation record, and the ones that name its main object.
+_ID_PARAMS = (
+    "entryId",
+    "id",
+    "uploadTokenId",
+    "thumbAssetId",
+    "captionAssetId",
+    "attachmentAssetId",
+    "flavorAssetId",
+)
+_LOGGED_OBJECT_FIELDS = {
+    "resource": ("token",),
+    "contentResource": ("token",),
+    "entry": ("referenceId", "parentEntryId"),
+    "uploadToken": ("fileName",),
+}
+_LOGGED_PARAMS = frozenset({*_ID_PARAMS, "flavorParamsId", "resume", "finalChunk", "resumeAt"})

@@ -3,6 +3,12 @@
     with run_simulator(PartnerSpec(entries=600)) as sim:
         sim.url, sim.partner, sim.knobs, sim.mutations, sim.stats
 
+What clients added is read from the partner: ``partner.added_entries()``,
+``partner.assets_of(entry_id)``, ``partner.read_content(asset_id)`` (the bytes a
+download gets), ``partner.get_upload_token(token_id)``. ``max_in_window(
+admitted_times(sim.mutations, "baseEntry.delete"), 10)`` is the most deletes the
+server admitted within any 10 seconds.
+
 The server has its own event loop in a daemon thread, so code under test may
 use ``asyncio.run`` (e.g. click commands through CliRunner) in the main thread.
 """
@@ -11,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -28,8 +34,30 @@ class RunningSimulator:
     url: str  # "http://127.0.0.1:<port>"
     partner: Partner
     knobs: Knobs
-    mutations: list[dict[str, Any]]  # the mutation log
+    mutations: list[dict[str, Any]]  # the mutation log (record shape: services.py)
     stats: Stats  # .requests, .calls (Counter of "service.action"), .bytes_served
+
+
+def admitted_times(mutations: Sequence[Mapping[str, Any]], service_action: str) -> list[float]:
+    """Monotonic times of the calls of ``service_action`` (e.g. "baseEntry.delete") that
+    the server admitted (passed the session and rate-limit checks), in order."""
+    service, _, action = service_action.lower().partition(".")
+    return sorted(
+        float(m["monotonic"])
+        for m in mutations
+        if m["service"] == service and m["action"] == action and m["admitted"]
+    )
+
+
+def max_in_window(times: Sequence[float], window: float) -> int:
+    """The most of ``times`` that fall within any half-open span of ``window`` seconds."""
+    ordered = sorted(times)
+    best = start = 0
+    for end, t in enumerate(ordered):
+        while t - ordered[start] >= window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
 
 
 @contextmanager

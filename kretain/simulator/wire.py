@@ -5,24 +5,38 @@ string over the body (kaltura-api.md 1.1). Flat keys nest on ``:``
 (``filter:objectType``, ``1:service``, ``x:items:0:prop``); ``key__null``
 nulls a property (we drop it: null == unset for every filter we serve); a
 ``-`` key marks an empty array. Every scalar is kept as a string, as PHP sees it.
+
+The body, as infraRequestUtils::getRequestParams reads it: ``application/json``
+(exactly) -> the JSON object; multipart with a ``json`` field that decodes to a
+non-empty object -> that object alone (the other plain fields are ignored); else
+the form fields. File parts (parts with a file name) are then merged in under
+their field names (``fileData``, or ``"{i}:fileData"`` inside a multirequest) as
+:class:`~kretain.simulator.uploads.UploadedFile` values. File parts are streamed to
+disk with constant memory and no size cap.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import re
+import tempfile
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import unquote
 from xml.sax.saxutils import escape
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from kretain.simulator.apierrors import SimApiError
+from kretain.simulator.uploads import UploadedFile
 
 Params = dict[str, Any]
 
 JSON_FORMAT = "1"
+PART_CHUNK = 1 << 20  # bytes read from a file part at a time
+MAX_FIELD = 64 * 1024 * 1024  # a plain (non-file) multipart field, as client_max_size
 
 
 def _scalar(value: Any) -> Any:
@@ -115,41 +129,106 @@ def is_exact_json(content_type: str | None) -> bool:
 
 
 async def read_params(request: web.Request) -> Params:
-    """All parameters of an api_v3 request, nested, path > query > body."""
+    """All parameters of an api_v3 request, nested, path > query > body (file parts
+    are read and dropped; the server uses :func:`read_request`)."""
+    params, files = await read_request(request, None)
+    for f in files:
+        f.discard()
+    return params
+
+
+async def read_request(
+    request: web.Request, upload_dir: str | None
+) -> tuple[Params, list[UploadedFile]]:
+    """(parameters, file parts) of an api_v3 request; file parts are temp files in
+    ``upload_dir`` (the system's temp dir when None) that the caller removes."""
     body: Params = {}
+    files: list[UploadedFile] = []
+    file_params: list[tuple[str, UploadedFile]] = []
     ctype = request.headers.get("Content-Type", "")
     if request.method in ("POST", "PUT") and request.can_read_body:
+        mime = ctype.split(";", 1)[0].strip().lower()
         if is_exact_json(ctype):
             raw = await request.read()
-            if raw.strip():
-                try:
-                    decoded = json.loads(raw)
-                except ValueError:
-                    decoded = None  # PHP's json_decode gives null: no body params
-                if isinstance(decoded, dict):
-                    body = normalise_tree(decoded)
-        else:
-            mime = ctype.split(";", 1)[0].strip().lower()
-            if mime in ("application/x-www-form-urlencoded", "multipart/form-data"):
-                form = await request.post()
-                flat: list[tuple[str, Any]] = []
-                json_part: Params = {}
-                for key, value in form.items():
-                    if not isinstance(value, str):  # an uploaded file: not ours to keep
-                        continue
-                    if key == "json":
-                        try:
-                            decoded = json.loads(value)
-                        except ValueError:
-                            decoded = None
-                        if isinstance(decoded, dict):
-                            json_part = normalise_tree(decoded)
-                        continue
-                    flat.append((key, value))
-                body = merge_into(json_part, nest_flat(flat))
+            decoded = _json_object(raw)
+            if decoded:
+                body = normalise_tree(decoded)
+        elif mime == "multipart/form-data":
+            try:
+                fields = await _read_multipart(request, upload_dir, file_params)
+            except BaseException:
+                for _, f in file_params:
+                    f.discard()
+                raise
+            files.extend(f for _, f in file_params)
+            body = _form_body(fields, multipart=True)
+        elif mime == "application/x-www-form-urlencoded":
+            form = await request.post()
+            body = _form_body([(k, v) for k, v in form.items() if isinstance(v, str)])
+    merge_into(body, nest_flat(file_params))
     query = nest_flat(request.query.items())
     path = nest_flat(path_pairs(request.raw_path))
-    return merge_into(merge_into(body, query), path)
+    return merge_into(merge_into(body, query), path), files
+
+
+def _json_object(raw: str | bytes) -> dict[str, Any] | None:
+    try:
+        decoded = json.loads(raw) if raw.strip() else None
+    except ValueError:
+        decoded = None  # PHP's json_decode gives null: no body params
+    return decoded if isinstance(decoded, dict) else None
+
+
+def _form_body(fields: list[tuple[str, str]], *, multipart: bool = False) -> Params:
+    """A multipart ``json`` field that decodes to a non-empty object is the whole body
+    (other plain fields ignored); otherwise the fields themselves (``$_POST``)."""
+    if multipart:
+        for key, value in fields:
+            if key == "json":
+                decoded = _json_object(value)
+                if decoded:
+                    return normalise_tree(decoded)
+    return nest_flat(fields)
+
+
+async def _read_multipart(
+    request: web.Request, upload_dir: str | None, file_params: list[tuple[str, UploadedFile]]
+) -> list[tuple[str, str]]:
+    """Plain fields as (name, text); file parts streamed to temp files (appended to
+    ``file_params`` as they start, so the caller can remove them whatever happens)."""
+    reader = await request.multipart()
+    fields: list[tuple[str, str]] = []
+    loop = asyncio.get_running_loop()
+    while True:
+        part = await reader.next()
+        if part is None:
+            break
+        if not isinstance(part, BodyPartReader) or part.name is None:
+            await part.release()
+            continue
+        if part.filename is None:
+            data = await _read_field(part)
+            fields.append((part.name, data.decode(part.get_charset("utf-8"), "replace")))
+            continue
+        fd, path = tempfile.mkstemp(prefix="part-", dir=upload_dir)
+        upload = UploadedFile(path, part.filename, 0, part.headers.get("Content-Type"))
+        file_params.append((part.name, upload))
+        with os.fdopen(fd, "wb") as out:
+            while chunk := await part.read_chunk(PART_CHUNK):
+                await loop.run_in_executor(None, out.write, chunk)
+                upload.size += len(chunk)
+    return fields
+
+
+async def _read_field(part: BodyPartReader) -> bytes:
+    pieces: list[bytes] = []
+    total = 0
+    while chunk := await part.read_chunk(PART_CHUNK):
+        total += len(chunk)
+        if total > MAX_FIELD:
+            raise web.HTTPRequestEntityTooLarge(max_size=MAX_FIELD, actual_size=total)
+        pieces.append(chunk)
+    return part.decode(b"".join(pieces))
 
 
 # ---- output -----------------------------------------------------------------

@@ -185,7 +185,8 @@ def test_recycle_bin_feature_flag() -> None:
     with Partner.create(PartnerSpec(entries=50)) as p:
         eid = ids.entry_id(1)
         assert code_of(p.recycle_entry, eid) == "FEATURE_RECYCLE_BIN_DISABLED"
-        assert code_of(p.restore_recycled_entry, eid) == "FEATURE_RECYCLE_BIN_DISABLED"
+        # Only recycle checks the feature (BaseEntryService::restoreRecycledAction does not).
+        assert code_of(p.restore_recycled_entry, eid) == "INVALID_ENTRY_STATUS_FOR_RESTORE"
 
 
 # ---- hooks ----------------------------------------------------------------------------
