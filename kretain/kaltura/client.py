@@ -232,6 +232,16 @@ class KalturaClient:
         """One API call with the session KS; retried per the retry policy."""
         return await self._with_retries(service, action, params, use_session=True)
 
+    async def mutate(self, service: str, action: str, params: Params | None = None) -> Any:
+        """A call that changes something, sent ONCE.
+
+        A lost answer (timeout, 5xx, a dropped connection) may mean the change was made,
+        and ACTION_BLOCKED needs pacing the caller owns, so both are raised for the caller
+        to decide (kretain.workers.delete re-checks before it retries). Only a rejected
+        session is renewed and the call re-sent: Kaltura applied nothing then.
+        """
+        return await self._with_retries(service, action, params, use_session=True, mutating=True)
+
     async def multirequest(self, calls: Sequence[Call]) -> list[Any | ApiError]:
         """Several calls in one HTTP request; per-item errors are returned, not raised.
 
@@ -342,25 +352,31 @@ class KalturaClient:
         return result
 
     async def delete_entry(self, entry_id: str) -> None:
-        """``baseEntry.delete`` (works for every entry type, unlike media.delete)."""
-        await self.call("baseentry", "delete", {"entryId": _one_id(entry_id)})
+        """``baseEntry.delete`` (works for every entry type, unlike media.delete; children
+        go with their parent). Sent once: see :meth:`mutate`."""
+        await self.mutate("baseentry", "delete", {"entryId": _one_id(entry_id)})
 
     async def recycle_entry(self, entry_id: str) -> dict[str, Any]:
-        """``baseEntry.recycle``: into the recycle bin (needs FEATURE_RECYCLE_BIN)."""
-        result = await self.call("baseentry", "recycle", {"entryId": _one_id(entry_id)})
+        """``baseEntry.recycle``: into the recycle bin (needs FEATURE_RECYCLE_BIN). Sent once."""
+        result = await self.mutate("baseentry", "recycle", {"entryId": _one_id(entry_id)})
         return require_object(result, "baseentry.recycle")
 
+    async def restore_recycled(self, entry_id: str) -> dict[str, Any]:
+        """``baseEntry.restoreRecycled``: out of the recycle bin. Sent once."""
+        result = await self.mutate("baseentry", "restorerecycled", {"entryId": _one_id(entry_id)})
+        return require_object(result, "baseentry.restoreRecycled")
+
     async def delete_flavor(self, asset_id: str) -> None:
-        """``flavorAsset.delete``. The server does not protect the source flavor: the
-        caller must check :func:`kretain.kaltura.models.is_source_flavor` first."""
-        await self.call("flavorasset", "delete", {"id": _one_id(asset_id)})
+        """``flavorAsset.delete``. Sent once. The server does not protect the source flavor:
+        the caller must find it first (kretain.rules.find_source)."""
+        await self.mutate("flavorasset", "delete", {"id": _one_id(asset_id)})
 
     # ---- plumbing -----------------------------------------------------------
     async def _send_sessionless(self, service: str, action: str, params: dict[str, Any]) -> Any:
         return await self._with_retries(service, action, params, use_session=False)
 
     async def _with_retries(
-        self, service: str, action: str, payload: Any, *, use_session: bool
+        self, service: str, action: str, payload: Any, *, use_session: bool, mutating: bool = False
     ) -> Any:
         failures: Counter[Category] = Counter()
         label = f"{service}.{action}" if action else service
@@ -373,6 +389,8 @@ class KalturaClient:
                 failures[category] += 1
                 decision = decide(exc, failures[category], self._policy, self._rand)
                 if not decision.retry or (decision.renew_session and not use_session):
+                    raise
+                if mutating and not decision.renew_session:
                     raise
                 code = exc.code if isinstance(exc, ApiError) else type(exc).__name__
                 self._stats.retries += 1

@@ -98,20 +98,42 @@ async def test_hang_times_out_and_is_retried(simulator) -> None:
 
 
 async def test_action_blocked_waits_out_the_window(simulator) -> None:
-    simulator.knobs.rate_limits = {"baseentry.delete": (2, 1.0)}
+    simulator.knobs.rate_limits = {"baseentry.get": (2, 1.0)}
     async with KalturaClient(config(simulator, rate_limit_window=1.0)) as client:
         ids = await first_ids(client, 5)
         started = time.monotonic()
-        await asyncio.gather(*(client.delete_entry(i) for i in ids))
+        got = await asyncio.gather(*(client.get_entry(i) for i in ids))
         elapsed = time.monotonic() - started
         stats = client.stats
-    assert elapsed >= 1.0  # 5 deletes at 2 per 1 s window need at least one full wait
+    assert [g["id"] for g in got] == ids
+    assert elapsed >= 1.0  # 5 calls at 2 per 1 s window need at least one full wait
     assert stats.rate_limited_waits >= 3
     assert stats.retries_by_code["ACTION_BLOCKED"] == stats.rate_limited_waits
-    ok = [m["id"] for m in simulator.mutations if m["outcome"] == "ok"]
-    assert sorted(ok) == sorted(ids)  # each entry deleted exactly once
-    blocked = [m for m in simulator.mutations if m["outcome"] == "ACTION_BLOCKED"]
-    assert len(blocked) == stats.rate_limited_waits
+
+
+async def test_mutations_are_sent_once_and_the_caller_decides(simulator) -> None:
+    from kretain.kaltura.errors import HTTPStatusError, NotFound, RateLimited
+
+    simulator.knobs.rate_limits = {"baseentry.delete": (1, 60.0)}
+    async with KalturaClient(config(simulator)) as client:
+        first, second, third = await first_ids(client, 3)
+        await client.delete_entry(first)
+        with pytest.raises(RateLimited):  # not retried underneath: the stage paces
+            await client.delete_entry(second)
+        simulator.knobs.rate_limits = {}
+        simulator.knobs.lose_next("baseEntry.delete")
+        with pytest.raises(HTTPStatusError):  # applied, but the answer was lost
+            await client.delete_entry(third)
+        with pytest.raises(NotFound):  # so a repeat finds it gone
+            await client.delete_entry(third)
+        assert client.stats.retries == 0
+    calls = [(m["id"], m["outcome"], m["answer_lost"]) for m in simulator.mutations]
+    assert calls == [
+        (first, "ok", False),
+        (second, "ACTION_BLOCKED", False),
+        (third, "ok", True),
+        (third, "ENTRY_ID_NOT_FOUND", False),
+    ]
 
 
 async def test_concurrency_limit(simulator) -> None:
