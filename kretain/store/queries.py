@@ -19,6 +19,8 @@ Functions (async; ``store`` is a :class:`kretain.store.db.Store`):
     refresh_entries_job(...), replace_assets_job(...)
         the same writes as jobs for Store.write, so a caller can make several one transaction
     assets_of(store, entry_id) -> list[AssetRow]
+    mark_removed(store, entry_id, asset_ids, when) -> None     assets kretain deleted
+    set_held(store, {entry_id: reason | None}, when) -> None   the delete plan's hold reasons
     update_asset_backup(store, asset, *, archive_path=..., bytes_done=..., sha256=...,
                         verified_at=..., backup_state=...) -> None   (only the given columns;
         ``asset`` is an AssetRow or its key, (entry_id, asset_id))
@@ -77,6 +79,7 @@ __all__ = [
     "get_entry",
     "get_meta",
     "get_run",
+    "mark_removed",
     "recent_runs",
     "refresh_entries",
     "refresh_entries_job",
@@ -86,6 +89,7 @@ __all__ = [
     "running_runs",
     "save_window_cursor",
     "seed_window",
+    "set_held",
     "set_meta",
     "set_meta_many",
     "split_window",
@@ -268,6 +272,27 @@ def replace_assets_job(
 
 refresh_entries = as_write(refresh_entries_job)
 replace_assets_many = as_write(replace_assets_job)
+
+
+async def mark_removed(
+    store: Store, entry_id: str, asset_ids: Sequence[str], when: int | None
+) -> None:
+    """Record assets kretain deleted from Kaltura (a stripped flavor); None clears the mark
+    (a flavor rebuilt by a restore)."""
+    async with store.transaction() as conn:
+        await conn.executemany(
+            "UPDATE assets SET removed_at = ? WHERE entry_id = ? AND id = ?",
+            [(when, entry_id, a) for a in asset_ids],
+        )
+
+
+async def set_held(store: Store, reasons: Mapping[str, str | None], when: int) -> None:
+    """Why the delete stage's last plan held each row back (None: it did not)."""
+    async with store.transaction() as conn:
+        await conn.executemany(
+            "UPDATE entries SET held_reason = ?, held_at = ? WHERE id = ?",
+            [(why, when if why else None, entry_id) for entry_id, why in reasons.items()],
+        )
 
 
 async def assets_of(store: Store, entry_id: str) -> list[AssetRow]:

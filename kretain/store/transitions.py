@@ -30,10 +30,13 @@ the wall clock, in Unix seconds):
         Same for the given rows, when ``run_id`` still holds them (a worker loop's own rows).
     reset_attempts(store, entry_ids, state, *, run_id, now=None) -> int
         Give exhausted rows in a failure state a fresh start (``kretain retry``; an event each).
+    record_intent(store, *, run_id, call, entry_id, asset_id=None, detail=None, now=None)
+        Before a call that changes Kaltura: an "intent" event, committed first.
     record_api_event(store, *, run_id, call, outcome, entry_id=None, asset_id=None,
                      detail=None, now=None) -> None
         Log an API call that changed (or tried to change) something: call="baseentry.delete",
-        outcome="ok" | an error code | "not_found" ...
+        outcome="ok" | an error code | "not_found" ...; it resolves the call's intent.
+    unresolved_intents(store, entry_ids) -> {entry_id: [(call, asset_id)]}
 
 Moves clear the lease. ``error=`` sets last_error and increments the attempts counter of the
 target state (attempts for error, backup_attempts for backup_failed, delete_attempts for
@@ -85,11 +88,13 @@ __all__ = [
     "move_many",
     "move_many_job",
     "record_api_event",
+    "record_intent",
     "release",
     "release_expired",
     "release_run",
     "renew_leases",
     "reset_attempts",
+    "unresolved_intents",
 ]
 
 # Columns a move may update alongside the state.
@@ -632,12 +637,55 @@ async def record_api_event(
     detail: str | None = None,
     now: int | None = None,
 ) -> None:
-    """Append an `events` row of kind "api" (call like "flavorasset.delete"; never a secret)."""
+    """Append an `events` row of kind "api" (call like "flavorasset.delete"; never a secret):
+    the outcome of a call, which also resolves its intent (see record_intent)."""
     when = _wall_now() if now is None else now
     async with store.transaction() as conn:
         await conn.execute(
             _EVENT_SQL, (when, run_id, entry_id, asset_id, "api", None, None, call, outcome, detail)
         )
+
+
+async def record_intent(
+    store: Store,
+    *,
+    run_id: int | None,
+    call: str,
+    entry_id: str,
+    asset_id: str | None = None,
+    detail: str | None = None,
+    now: int | None = None,
+) -> None:
+    """Append a kind "intent" event BEFORE a call that changes Kaltura, committed before the
+    call is sent: a run that starts after a crash finds the intents without an outcome
+    (unresolved_intents) and asks Kaltura what happened before anything else."""
+    when = _wall_now() if now is None else now
+    async with store.transaction() as conn:
+        await conn.execute(
+            _EVENT_SQL,
+            (when, run_id, entry_id, asset_id, "intent", None, None, call, "intent", detail),
+        )
+
+
+async def unresolved_intents(
+    store: Store, entry_ids: Collection[str]
+) -> dict[str, list[tuple[str, str | None]]]:
+    """entry id -> [(call, asset id)] of intents with no later outcome event for the same
+    call and asset: calls that may or may not have reached Kaltura."""
+    ids = list(entry_ids)
+    out: dict[str, list[tuple[str, str | None]]] = {}
+    for chunk in _chunks(ids):
+        rows = await store.fetchall(
+            "SELECT i.entry_id, i.action, i.asset_id FROM events i "
+            f"WHERE i.kind = 'intent' AND i.entry_id IN ({_marks(len(chunk))}) "
+            "AND NOT EXISTS (SELECT 1 FROM events o WHERE o.kind = 'api' AND o.id > i.id "
+            "AND o.entry_id = i.entry_id AND o.action = i.action "
+            "AND o.asset_id IS i.asset_id) ORDER BY i.id",
+            chunk,
+        )
+        for r in rows:
+            out.setdefault(r[0], []).append((r[1], r[2]))
+    return out
 
 
 # ---- admission (discovery) ----------------------------------------------------------------

@@ -304,3 +304,21 @@ async def test_row_updates_must_cover_every_row_with_the_same_columns(store: Sto
         await t.move_many(store, ids, State.CANDIDATE, State.SIZED, run_id=1,
                           row_updates={i: {"state": "deleted"} for i in ids})  # fmt: skip
     assert {(await q.get_entry(store, i)).state for i in ids} == {State.CANDIDATE}
+
+
+async def test_an_intent_stays_unresolved_until_its_outcome_is_recorded(store: Store) -> None:
+    ids = await seed(store, 2)
+    await t.record_intent(store, run_id=1, call="baseentry.delete", entry_id=ids[0])
+    await t.record_intent(store, run_id=1, call="flavorasset.delete", entry_id=ids[1],
+                          asset_id="1_f1")  # fmt: skip
+    await t.record_intent(store, run_id=1, call="flavorasset.delete", entry_id=ids[1],
+                          asset_id="1_f2")  # fmt: skip
+    await t.record_api_event(store, run_id=1, call="flavorasset.delete", outcome="ok",
+                             entry_id=ids[1], asset_id="1_f1")  # fmt: skip
+    assert await t.unresolved_intents(store, ids) == {
+        ids[0]: [("baseentry.delete", None)],
+        ids[1]: [("flavorasset.delete", "1_f2")],
+    }
+    await t.record_api_event(store, run_id=1, call="baseentry.delete", outcome="lost",
+                             entry_id=ids[0])  # fmt: skip
+    assert ids[0] not in await t.unresolved_intents(store, ids)
