@@ -156,27 +156,97 @@ def _connection_flags(**kw: Any) -> dict[str, Any]:
 @click.option(
     "--progress/--no-progress", default=None, help="Live progress line (default: on a terminal)."
 )
+@click.option(
+    "--delete",
+    "delete_stage",
+    is_flag=True,
+    help="Then plan the deletes: re-check every entry that is due against Kaltura and write "
+    "the plan (kretain-plans/plan-<run>.csv). Changes nothing in Kaltura without --yes.",
+)
+@click.option("--yes", is_flag=True, help="With --delete: carry out the plan.")
+@click.option(
+    "--mode",
+    type=click.Choice(["delete", "recycle"]),
+    help="delete (default) or recycle: into the partner's recycle bin (env KRETAIN_DELETE_MODE).",
+)
+@click.option(
+    "--max-deletes",
+    metavar="N",
+    help="Stop after this many entries acted on (env KRETAIN_MAX_DELETES).",
+)
+@click.option(
+    "--max-delete-bytes",
+    metavar="SIZE",
+    help="Stop before freeing more than this, e.g. 500GB or 2TiB (env KRETAIN_MAX_DELETE_BYTES).",
+)
+@click.option(
+    "--delete-rate",
+    metavar="N",
+    help="Calls per 10 s per action (default 35; env KRETAIN_DELETE_RATE). kretain slows "
+    "down by itself when Kaltura answers ACTION_BLOCKED.",
+)
 @pass_ctx
 def run(
     obj: Context,
     stage: str | None,
     archive: Path | None,
     progress: bool | None,
+    delete_stage: bool,
+    yes: bool,
+    mode: str | None,
+    max_deletes: str | None,
+    max_delete_bytes: str | None,
+    delete_rate: str | None,
     **conn: Any,
 ) -> None:
-    """Advance every entry as far as it can go: discover, size, back up.
+    """Advance every entry as far as it can go: discover, size, back up, and with
+    --delete, delete.
 
     Safe to interrupt at any moment and to run again: finished work is never
-    redone. Nothing is deleted by this command.
+    redone. Nothing is deleted without both --delete and --yes: `--delete` alone
+    re-checks every entry that is due and writes the plan (what would be deleted,
+    recycled or stripped, and what is held back and why). `--delete --yes` does the
+    same, then acts, re-checking each entry against Kaltura right before its call.
     """
-    from kretain.workers.runner import run_pipeline
+    from kretain.workers.runner import DeleteRequest, run_pipeline
 
-    settings = obj.settings(archive=str(archive) if archive else None, **_connection_flags(**conn))
+    if yes and not delete_stage:
+        raise _fail("--yes only applies with --delete", 2)
+    settings = obj.settings(
+        archive=str(archive) if archive else None,
+        delete_mode=mode,
+        max_deletes=max_deletes,
+        max_delete_bytes=max_delete_bytes,
+        delete_rate=delete_rate,
+        **_connection_flags(**conn),
+    )
     _warn_about_policy(settings)
-    report = _run_async(_run_with_logging(obj, settings, stage, progress, run_pipeline))
+    request = DeleteRequest(act=yes) if delete_stage else None
+    report = _run_async(
+        _run_with_logging(obj, settings, stage, progress, run_pipeline, delete=request)
+    )
     _print_run_report(report)
+    if report.delete is not None:
+        _print_plan(report.delete, settings)
     if report.status != "ok":
         raise _fail("run incomplete: " + "; ".join(report.problems[:3]), 8)
+
+
+def _print_plan(result: Any, settings: Settings) -> None:
+    from kretain.reports.plan import plan_tables
+
+    for table in plan_tables(result):
+        click.echo("")
+        render(table, "table", sys.stdout)
+    if result.plan_path:
+        click.echo(f"\nplan: {result.plan_path}", err=True)
+    if settings.delete_mode == "recycle" and any(k[1] == "strip" for k in result.by_rule):
+        click.echo("note: stripped flavors do not go to the recycle bin, even in recycle mode",
+                   err=True)  # fmt: skip
+    if result.dry_run:
+        click.echo("dry run: nothing was changed in Kaltura; add --yes to act", err=True)
+    elif result.stopped and not result.stopped_by_error:
+        click.echo(f"stopped: {result.stopped}", err=True)
 
 
 def run_log_path(db_path: Path, run_id: int) -> Path:
@@ -186,7 +256,12 @@ def run_log_path(db_path: Path, run_id: int) -> Path:
 
 
 async def _run_with_logging(
-    obj: Context, settings: Settings, stage: str | None, progress: bool | None, pipeline: Any
+    obj: Context,
+    settings: Settings,
+    stage: str | None,
+    progress: bool | None,
+    pipeline: Any,
+    delete: Any = None,
 ) -> Any:
     from kretain.log import configure_logging, register_secret
     from kretain.progress import ProgressReporter
@@ -209,7 +284,12 @@ async def _run_with_logging(
         install_signal_handlers(task)
     try:
         return await pipeline(
-            settings, stage=stage, progress=reporter, args={"stage": stage}, on_run_started=started
+            settings,
+            stage=stage,
+            progress=reporter,
+            args={"stage": stage, "delete": bool(delete), "yes": bool(delete and delete.act)},
+            on_run_started=started,
+            delete=delete,
         )
     finally:
         reporter.finish_line()
@@ -368,10 +448,11 @@ def summary(obj: Context, fmt: str, raw_csv: bool) -> None:
 @click.option("--owners", is_flag=True, help="One row per owner, ready for a mail merge.")
 @click.option(
     "--columns",
-    type=click.Choice(["seed", "full"]),
-    default="seed",
-    show_default=True,
-    help="seed: the retention toolkit's CSV columns; full: every stored field.",
+    type=click.Choice(["seed", "full", "done"]),
+    help="seed: the retention toolkit's CSV columns (the default); full: every stored field; "
+    "done: when and how kretain deleted, recycled, stripped or restored each entry, and when "
+    "a recycled entry's bin empties (the default for --state deleted, recycled, stripped, "
+    "restored).",
 )
 @output_options(default="csv")
 @pass_ctx
@@ -380,7 +461,7 @@ def export(
     states: tuple[str, ...],
     policies: tuple[str, ...],
     owners: bool,
-    columns: str,
+    columns: str | None,
     fmt: str,
     raw_csv: bool,
 ) -> None:

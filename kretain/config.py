@@ -24,6 +24,14 @@ Fields, environment variables and kretain.toml keys:
     as_of                KRETAIN_AS_OF                [kretain] as_of         (today, UTC)
     concurrency          KRETAIN_CONCURRENCY          [kretain] concurrency   (8)
     requests_per_second  KRETAIN_REQUESTS_PER_SECOND  [kretain] requests_per_second (unlimited)
+    delete_mode          KRETAIN_DELETE_MODE          [delete] mode           (delete | recycle)
+    max_deletes          KRETAIN_MAX_DELETES          [delete] max_deletes    (no cap)
+    max_delete_bytes     KRETAIN_MAX_DELETE_BYTES     [delete] max_delete_bytes ("500GB", "2TiB")
+    delete_rate          KRETAIN_DELETE_RATE          [delete] rate           (35 calls per window
+                                                      per action)
+    delete_window        KRETAIN_DELETE_WINDOW        [delete] window_seconds (10)
+    recycle_retention_days KRETAIN_RECYCLE_RETENTION_DAYS [delete] recycle_retention_days (30)
+    notice_days          KRETAIN_NOTICE_DAYS          [delete] notice_days    (0 = no notice needed)
     policy               -                            [policy] ...            (the seed policy)
 
 ``flags`` uses the field names as keys; None values mean "not given". Relative paths from flags
@@ -76,6 +84,19 @@ ENV_NAMES: dict[str, str] = {
     "as_of": "KRETAIN_AS_OF",
     "concurrency": "KRETAIN_CONCURRENCY",
     "requests_per_second": "KRETAIN_REQUESTS_PER_SECOND",
+    "delete_mode": "KRETAIN_DELETE_MODE",
+    "max_deletes": "KRETAIN_MAX_DELETES",
+    "max_delete_bytes": "KRETAIN_MAX_DELETE_BYTES",
+    "delete_rate": "KRETAIN_DELETE_RATE",
+    "delete_window": "KRETAIN_DELETE_WINDOW",
+    "recycle_retention_days": "KRETAIN_RECYCLE_RETENTION_DAYS",
+    "notice_days": "KRETAIN_NOTICE_DAYS",
+}
+# kretain.toml keys that are not the field's own name ([delete] mode -> delete_mode).
+_TOML_KEYS: dict[str, str] = {
+    "delete_mode": "mode",
+    "delete_rate": "rate",
+    "delete_window": "window_seconds",
 }
 _TOML_SECTIONS: dict[str, tuple[str, ...]] = {
     "kaltura": (
@@ -88,6 +109,15 @@ _TOML_SECTIONS: dict[str, tuple[str, ...]] = {
         "app_token_hash_type",
     ),
     "kretain": ("db", "archive", "as_of", "concurrency", "requests_per_second"),
+    "delete": (
+        "delete_mode",
+        "max_deletes",
+        "max_delete_bytes",
+        "delete_rate",
+        "delete_window",
+        "recycle_retention_days",
+        "notice_days",
+    ),
 }
 
 
@@ -109,6 +139,13 @@ class Settings:
     as_of: date = field(default_factory=_today)
     concurrency: int = 8
     requests_per_second: float | None = None
+    delete_mode: str = "delete"
+    max_deletes: int | None = None
+    max_delete_bytes: int | None = None
+    delete_rate: int = 35
+    delete_window: float = 10.0
+    recycle_retention_days: int = 30
+    notice_days: int = 0
     policy: Policy = field(default_factory=Policy.default)
     config_file: Path | None = None  # the kretain.toml that was read, if any
     # Where each non-default value came from, e.g. {"db": "KRETAIN_DB"}; for error messages.
@@ -227,6 +264,35 @@ def _parse(name: str, value: Any, origin: str, base: Path) -> Any:
         if rate < 0 or rate != rate:  # NaN
             raise ConfigError(f"{origin} must be a number >= 0 (0 = unlimited), got {value!r}")
         return rate or None
+    if name == "delete_mode":
+        text = str(value).strip().lower()
+        if text not in ("delete", "recycle"):
+            raise ConfigError(f"{origin} must be delete or recycle, got {value!r}")
+        return text
+    if name == "max_delete_bytes":
+        try:
+            return parse_size(value)
+        except ValueError:
+            raise ConfigError(
+                f"{origin} must be a size like 500GB or 2TiB, got {str(value)[:40]!r}"
+            ) from None
+    if name in ("max_deletes", "delete_rate", "recycle_retention_days", "notice_days"):
+        lowest = 1 if name in ("delete_rate", "max_deletes") else 0
+        try:
+            number = int(str(value).strip()) if not isinstance(value, bool) else None
+        except ValueError:
+            number = None
+        if number is None or not lowest <= number <= 10**9:
+            raise ConfigError(f"{origin} must be a whole number >= {lowest}, got {value!r}")
+        return number
+    if name == "delete_window":
+        try:
+            seconds = float(str(value).strip()) if not isinstance(value, bool) else 0.0
+        except ValueError:
+            seconds = 0.0
+        if not 0.1 <= seconds <= 3600:
+            raise ConfigError(f"{origin} must be seconds between 0.1 and 3600, got {value!r}")
+        return seconds
     if name == "app_token_hash_type":
         text = str(value).strip().upper()
         if text not in HASH_TYPES:
@@ -236,6 +302,27 @@ def _parse(name: str, value: Any, origin: str, base: Path) -> Any:
         raise ConfigError(f"{origin} must be a string")
     text = str(value).strip()
     return text or None
+
+
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGTP]?)(I?)B?", re.IGNORECASE)
+
+
+def parse_size(value: Any) -> int:
+    """Bytes from 500GB, 2TiB, 1.5 TB, 4096 (1000-based units; KiB, MiB ... 1024-based)."""
+    if isinstance(value, bool):
+        raise ValueError("not a size")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("negative size")
+        return value
+    m = _SIZE.fullmatch(str(value).strip())
+    if not m:
+        raise ValueError(f"not a size: {value!r}")
+    number, unit, binary = float(m.group(1)), m.group(2).upper(), bool(m.group(3))
+    if binary and not unit:
+        raise ValueError(f"not a size: {value!r}")
+    power = "KMGTP".index(unit) + 1 if unit else 0
+    return int(number * (1024 if binary else 1000) ** power)
 
 
 def _parse_partner_id(value: Any) -> tuple[int | None, str | None]:
@@ -306,13 +393,14 @@ def load_settings(
         table = data.get(section, {})
         if not isinstance(table, dict):
             raise ConfigError(f"{toml_path}: [{section}] must be a table")
-        bad = sorted(set(table) - set(names))
+        keys = {_TOML_KEYS.get(name, name): name for name in names}
+        bad = sorted(set(table) - set(keys))
         if bad:
             raise ConfigError(f"{toml_path}: unknown setting {section}.{bad[0]}")
-        for name in names:
-            if name in table:
+        for key, name in keys.items():
+            if key in table:
                 assert toml_path is not None
-                raw[name] = (table[name], f"{section}.{name} in {toml_path}", toml_path.parent)
+                raw[name] = (table[key], f"{section}.{key} in {toml_path}", toml_path.parent)
     for name, var in ENV_NAMES.items():
         value = env.get(var)
         if value is not None and value.strip() != "":
@@ -425,6 +513,26 @@ concurrency = 8
 # Cap on API calls per second; 0 = no cap.                   env KRETAIN_REQUESTS_PER_SECOND
 requests_per_second = 0
 
+[delete]
+# How `kretain run --delete --yes` acts (without --yes it only writes the plan). Flags override.
+# delete: baseEntry.delete; recycle: baseEntry.recycle (needs the partner's recycle bin;
+# flavors never go to the bin).                                      env KRETAIN_DELETE_MODE
+mode = "delete"
+# Stop a run after this many entries acted on / before exceeding these bytes ("500GB", "2TiB").
+#                                          env KRETAIN_MAX_DELETES, KRETAIN_MAX_DELETE_BYTES
+# max_deletes = 1000
+# max_delete_bytes = "2TiB"
+# Calls per window per action (baseEntry.delete, baseEntry.recycle, flavorAsset.delete). Admins
+# report 35 per 10 s for deletes; kretain slows down by itself on ACTION_BLOCKED.
+#                                             env KRETAIN_DELETE_RATE, KRETAIN_DELETE_WINDOW
+rate = 35
+window_seconds = 10
+# Days the partner's recycle bin keeps an entry (5, 15 or 30).  env KRETAIN_RECYCLE_RETENTION_DAYS
+recycle_retention_days = 30
+# Act on an entry only when its owner was told (`kretain notify`) at least this many days
+# before; 0 = no notice needed.                                      env KRETAIN_NOTICE_DAYS
+notice_days = 0
+
 [policy]
 # Rules are tried in order; the first that matches decides. The [[policy.rules]] below are the
 # defaults written out: if this file has any [[policy.rules]], they replace the defaults entirely.
@@ -448,6 +556,8 @@ min_age_years = 2
 action = "delete_entry"
 
 # Created 4+ years ago and not played for 4+ years (or never): back up, then delete the entry.
+# (A delete_entry rule deletes only after its backup is verified; `backup = false` on a rule
+# deletes without one.)
 [[policy.rules]]
 name = "4-year"
 min_age_years = 4
@@ -465,7 +575,8 @@ action = "delete_flavors"
 
 # An entry created 4+ years ago but played 2-4 years ago matches no rule and is kept.
 # Rule keys: name, action (delete_entry | delete_flavors), min_age_years (required),
-# max_age_years, not_played_years, statuses (non-ready rules only).
+# max_age_years, not_played_years, statuses (non-ready rules only), backup (delete_entry rules:
+# true by default).
 
 [policy.exemptions]
 # Entries matching any of these are reported as exempt and never touched.

@@ -106,6 +106,7 @@ class Rule:
     max_age_years: float | None = None
     not_played_years: float | None = None
     statuses: tuple[str, ...] = ()
+    backup: bool = True  # delete_entry only: delete only after a verified backup
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):
@@ -217,6 +218,19 @@ class Policy:
             non_ready_exemptible=_bool(section, "non_ready_exemptible", False),
         )
 
+    def needs_backup(self, rule_name: str | None) -> bool:
+        """Whether entries of this rule are deleted only after a verified backup: every
+        delete_entry rule unless it says ``backup = false``. A rule this policy does not
+        know (renamed since the audit) needs one: fail safe."""
+        rule = next((r for r in self.rules if r.name == rule_name), None)
+        if rule is None:
+            return True
+        return rule.action == "delete_entry" and rule.backup
+
+    def backup_rules(self) -> tuple[str, ...]:
+        """Names of the delete_entry rules whose entries are deleted only from an archive."""
+        return tuple(r.name for r in self.rules if self.needs_backup(r.name))
+
     def non_ready_statuses(self) -> tuple[str, ...]:
         """Union of the statuses of non-ready rules, in a stable order (for statusIn filters)."""
         seen: dict[str, None] = {}
@@ -279,7 +293,15 @@ def _rule_from_mapping(r: Mapping[str, Any]) -> Rule:
     _no_unknown(
         where,
         r,
-        {"name", "action", "min_age_years", "max_age_years", "not_played_years", "statuses"},
+        {
+            "name",
+            "action",
+            "min_age_years",
+            "max_age_years",
+            "not_played_years",
+            "statuses",
+            "backup",
+        },
     )
     if "min_age_years" not in r:
         # A rule without an age floor would match yesterday's uploads.
@@ -300,6 +322,7 @@ def _rule_from_mapping(r: Mapping[str, Any]) -> Rule:
         max_age_years=r.get("max_age_years"),
         not_played_years=r.get("not_played_years"),
         statuses=tuple(str(s).strip() for s in statuses),
+        backup=_bool(r, "backup", True),
     )
 
 

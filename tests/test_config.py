@@ -159,7 +159,7 @@ def test_secrets_never_in_repr(tmp_path: Path) -> None:
 def test_rendered_default_toml_round_trips_to_the_defaults(tmp_path: Path) -> None:
     text = render_default_toml()
     parsed = tomllib.loads(text)
-    assert set(parsed) == {"kaltura", "kretain", "policy"}
+    assert set(parsed) == {"kaltura", "kretain", "delete", "policy"}
     write_toml(tmp_path, text)
     s = load_settings({}, {}, tmp_path, None)
     defaults = load_settings({}, {}, tmp_path / "..", None)
@@ -207,3 +207,22 @@ def test_init_template_configures_no_archive(tmp_path: Path) -> None:
     assert '# archive = "kretain-archive"' in render_default_toml()
     # Naming one still turns backups on.
     assert archive_configured(load_settings({}, {"KRETAIN_ARCHIVE": "a"}, tmp_path, None))
+
+
+def test_delete_settings_from_toml_env_and_flags(tmp_path: Path) -> None:
+    (tmp_path / "kretain.toml").write_text(
+        '[delete]\nmode = "recycle"\nmax_delete_bytes = "2TiB"\nrate = 20\nnotice_days = 14\n'
+        '[[policy.rules]]\nname = "old"\naction = "delete_entry"\nmin_age_years = 5\n'
+        "not_played_years = 5\nbackup = false\n"
+    )
+    s = load_settings({}, {"KRETAIN_MAX_DELETES": "250"}, tmp_path)
+    assert (s.delete_mode, s.max_delete_bytes, s.delete_rate, s.notice_days) == (
+        "recycle", 2 * 1024**4, 20, 14,
+    )  # fmt: skip
+    assert (s.max_deletes, s.delete_window, s.recycle_retention_days) == (250, 10.0, 30)
+    assert not s.policy.needs_backup("old") and s.policy.needs_backup("renamed since")
+    flags = load_settings({"delete_mode": "delete", "max_delete_bytes": "500GB"}, {}, tmp_path)
+    assert (flags.delete_mode, flags.max_delete_bytes) == ("delete", 500 * 10**9)
+    for bad in ({"delete_mode": "shred"}, {"max_delete_bytes": "lots"}, {"max_deletes": "0"}):
+        with pytest.raises(ConfigError):
+            load_settings(bad, {}, tmp_path)

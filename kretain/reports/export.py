@@ -24,6 +24,10 @@ Columns
         bytes_saved are empty until the entry was sized.
   full: every `entries` column except `raw` (which is the whole wire object), in schema order;
         the *_at columns as ISO 8601 UTC.
+  done: what kretain did: entry_id, entry_name, owner, policy, state, done_at (when it was
+        deleted, recycled, stripped or restored), mode (delete, recycle or strip), bytes_freed,
+        bin_empties (a recycled entry's purge date: restorable until then), new_entry_id (the
+        entry a restore re-created). The default when every selected state is one of those.
 Rows are ordered by policy, created_at, id.
 
 Owners (mail merge): owner, entries, hours, bytes_saved, human, policies, entry_ids
@@ -47,6 +51,7 @@ from kretain.reports.query import ReportError, open_readonly, stream
 from kretain.reports.summary import check_states, two_places
 from kretain.rules import ENTRY_STATUS_NAMES
 from kretain.store.db import Store
+from kretain.store.states import FINISHED, State
 
 __all__ = ["FULL_EXCLUDED", "OWNER_COLUMNS", "SEED_COLUMNS", "export_entries", "export_owners"]
 
@@ -65,6 +70,18 @@ SEED_COLUMNS: tuple[str, ...] = (
     "reason",
     "number_of_flavors",
     "bytes_saved",
+)
+DONE_COLUMNS: tuple[str, ...] = (
+    "entry_id",
+    "entry_name",
+    "owner",
+    "policy",
+    "state",
+    "done_at",
+    "mode",
+    "bytes_freed",
+    "bin_empties",
+    "new_entry_id",
 )
 OWNER_COLUMNS: tuple[str, ...] = (
     "owner",
@@ -94,6 +111,16 @@ def _sql_literal(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     return "'" + str(value).replace("'", "''") + "'"
+
+
+_DONE_SELECT = f"""
+    e.id, e.name, e.owner, e.policy, e.state,
+    {_iso("coalesce(e.restored_at, e.deleted_at, e.recycled_at, e.stripped_at)")},
+    CASE WHEN e.action = 'delete_flavors' THEN 'strip' ELSE e.delete_mode END,
+    e.bytes_freed,
+    {_iso("e.purge_at")},
+    e.new_entry_id
+"""
 
 
 _SEED_SELECT = f"""
@@ -144,20 +171,27 @@ async def export_entries(
     *,
     states: Collection[str] | None = None,
     policies: Collection[str] | None = None,
-    columns: Literal["seed", "full"] = "seed",
+    columns: Literal["seed", "full", "done"] | None = None,
 ) -> Table:
     """One row per entry in ``states`` (None = IN_POLICY_STATES) and ``policies`` (None = any).
+    ``columns`` None: "done" when every state selected is one kretain finished, else "seed".
 
     Streams: ``rows`` is an iterator over a cursor (see the module docstring).
     """
-    if columns not in ("seed", "full"):
-        raise ReportError(f"unknown column set {columns!r} (seed or full)")
+    if columns is None:
+        done = {str(s) for s in (*FINISHED, State.RESTORING)}
+        columns = "done" if states and set(states) <= done else "seed"
+    if columns not in ("seed", "full", "done"):
+        raise ReportError(f"unknown column set {columns!r} (seed, full or done)")
     where, params = _where(states, policies)
     conn = open_readonly(store.path)
     try:
         if columns == "seed":
             headers = list(SEED_COLUMNS)
             select = _SEED_SELECT
+        elif columns == "done":
+            headers = list(DONE_COLUMNS)
+            select = _DONE_SELECT
         else:
             names = [r[1] for r in conn.execute("PRAGMA table_info(entries)")]
             headers = [c for c in names if c not in FULL_EXCLUDED]

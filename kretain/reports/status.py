@@ -7,11 +7,15 @@ Tables, in order (each has a title; all are small, so rows are lists):
   1. "Entries by state": state, policy, action, entries, bytes_saved, saved, bytes_total, total
      - one row per (state, policy, action) in lifecycle order, then an "all" row. bytes_* are
      exact sums of the sized entries; saved/total are the same in binary units (humanize).
-  2. "Errors": state, error, entries, max_attempts, example
+  2. "Carried out": done, entries, bytes_freed, freed, last, bin empties
+     - deleted / recycled / stripped: how many, the bytes freed (recycled: freed when the
+     recycle bin empties), when the last one was done, and for recycled entries the next date
+     the bin empties (until then they can be restored from the bin). Empty before any delete.
+  3. "Errors": state, error, entries, max_attempts, example
      - rows in state error, backup_failed or delete_failed, grouped by the error's prefix
      (the text before the first ":" of last_error, or its first 60 characters), most frequent
      first, with one entry id to look at (`kretain query` or the events table tell the rest).
-  3. "Last run" (or "Last N runs"): run, command, status, started, finished, as_of, counts
+  4. "Last run" (or "Last N runs"): run, command, status, started, finished, as_of, counts
      - times ISO 8601 UTC; counts is the run's JSON counts as "key=value" pairs.
 """
 
@@ -96,7 +100,8 @@ def _counts_text(counts: Mapping[str, Any] | None) -> str:
 
 
 async def status_report(store: Store, *, runs: int = 1) -> list[Table]:
-    """Three tables an admin reads at a glance: states, errors, last run(s)."""
+    """Four tables an admin reads at a glance: states, what was carried out, errors, last
+    run(s)."""
     status = sorted(
         await queries.status_rows(store),
         key=lambda r: (_ORDER[r.state], r.policy is None, r.policy or "", r.action or ""),
@@ -158,4 +163,12 @@ async def status_report(store: Store, *, runs: int = 1) -> list[Table]:
         rows=run_rows,
         title="Last run" if runs <= 1 else f"Last {runs} runs",
     )
-    return [by_state, errors, last]
+    done = Table(
+        headers=["done", "entries", "bytes_freed", "freed", "last", "bin empties"],
+        rows=[
+            [state, n, freed, _size(freed), _iso(last), _iso(purge)]
+            for state, n, freed, last, purge in await queries.carried_out(store)
+        ],
+        title="Carried out (deleted, recycled, stripped)",
+    )
+    return [by_state, done, errors, last]

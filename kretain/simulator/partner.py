@@ -690,6 +690,47 @@ class Partner(IngestMixin):
                 (when, plays_delta, plays_delta, row["idx"]),
             )
 
+    def update_entry(
+        self,
+        entry_id: str,
+        *,
+        tags: str | None = None,
+        categories: str | None = None,
+        categories_ids: str | None = None,
+        user_id: str | None = None,
+        now: int | None = None,
+    ) -> None:
+        """Edit an entry's metadata as an admin would in KMC (tests: "tagged since the
+        audit"). updatedAt moves, as it does on the real server."""
+        changes = {
+            "tags": tags,
+            "categories": categories,
+            "categories_ids": categories_ids,
+            "user_id": user_id,
+        }
+        given = {k: v for k, v in changes.items() if v is not None}
+        when = self.clock() if now is None else now
+        with self._lock:
+            row = self._live_row(entry_id)
+            self._mark_dirty()
+            sets = ", ".join(f"{k} = ?" for k in given)
+            self._conn.execute(
+                f"UPDATE entries SET {sets}, updated_at = MAX(updated_at, ?) WHERE idx = ?",
+                (*given.values(), when, row["idx"]),
+            )
+
+    def patch_asset(self, asset_id: str, **wire: Any) -> None:
+        """Override wire fields of one asset (tests: a flavor whose source flags are missing,
+        a source still converting). Deleting goes through delete_flavor."""
+        kind = self.kind_of(asset_id) or "flavor"
+        with self._lock:
+            asset = self._find_asset(kind, asset_id)
+            entry = str(asset.wire.get("entryId"))
+            row = self._live_row(entry)
+            self._mark_dirty()
+            with self._tx():
+                self._save_asset(row["idx"], asset, wire)
+
     def add_entries(self, count: int, *, created_at: int | None = None) -> list[str]:
         """Add new entries (a later run must discover them). Returns ids.
 

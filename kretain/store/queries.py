@@ -28,6 +28,7 @@ Functions (async; ``store`` is a :class:`kretain.store.db.Store`):
     counts_by_state(store) -> dict[str, int]
     count_exhausted(store, state, max_attempts, *, action=None) -> int
     status_rows(store) -> list[StatusRow]      entries and bytes by state, policy and action
+    carried_out(store) -> [(state, entries, bytes_freed, last_at, next_purge)]
   runs
     start_run(store, command, args, *, as_of=None, pid=None, now=None) -> int   (secrets dropped)
     finish_run(store, run_id, status, counts, *, now=None) -> None
@@ -70,8 +71,10 @@ __all__ = [
     "StatusRow",
     "archive_uris",
     "assets_of",
+    "carried_out",
     "count_exhausted",
     "counts_by_state",
+    "due_later",
     "entries_after",
     "entries_in_state",
     "fail_window",
@@ -134,6 +137,17 @@ async def entries_after(
     rows = await store.fetchall(
         "SELECT * FROM entries WHERE state = ? AND id > ? ORDER BY id LIMIT ?",
         (str(State(state)), after_id, limit),
+    )
+    return [EntryRow.from_row(r) for r in rows]
+
+
+async def due_later(store: Store, after_id: str, limit: int) -> list[EntryRow]:
+    """Rows the policy wants acted on that the delete stage cannot take yet (not sized, a
+    lookup failed, not backed up or a backup failed or running), in id order."""
+    rows = await store.fetchall(
+        "SELECT * FROM entries WHERE id > ? AND action IS NOT NULL AND state IN "
+        "('candidate', 'error', 'downloading', 'backup_failed', 'sized') ORDER BY id LIMIT ?",
+        (after_id, limit),
     )
     return [EntryRow.from_row(r) for r in rows]
 
@@ -203,7 +217,9 @@ async def replace_assets(
         row = conn.execute("SELECT action FROM entries WHERE id = ?", (entry_id,)).fetchone()
         stored = [
             AssetRow.from_row(r)
-            for r in conn.execute("SELECT * FROM assets WHERE entry_id = ?", (entry_id,))
+            for r in conn.execute(
+                "SELECT * FROM assets WHERE entry_id = ? AND removed_at IS NULL", (entry_id,)
+            )
         ]
         saved = rules.bytes_freed_by(
             row["action"], stored, source_known=rules.sources_known(stored)
@@ -262,8 +278,10 @@ def replace_assets_job(
             "INSERT OR IGNORE INTO _keep_assets (id) VALUES (?)",
             [(a["id"],) for assets in assets_by_entry.values() for a in assets],
         )
+        # A flavor kretain deleted (removed_at) stays on record: a restore rebuilds it.
         conn.executemany(
-            "DELETE FROM assets WHERE entry_id = ? AND id NOT IN (SELECT id FROM _keep_assets)",
+            "DELETE FROM assets WHERE entry_id = ? AND removed_at IS NULL "
+            "AND id NOT IN (SELECT id FROM _keep_assets)",
             [(entry_id,) for entry_id in entry_ids],
         )
 
@@ -379,6 +397,18 @@ async def status_rows(store: Store) -> list[StatusRow]:
         "ORDER BY state, policy IS NULL, policy, action"
     )
     return [StatusRow(State(r[0]), r[1], r[2], int(r[3]), int(r[4]), int(r[5])) for r in rows]
+
+
+async def carried_out(store: Store) -> list[tuple[str, int, int, int | None, int | None]]:
+    """(state, entries, bytes freed, last done at, next bin purge) for deleted, recycled and
+    stripped rows."""
+    rows = await store.fetchall(
+        "SELECT state, count(*), coalesce(sum(bytes_freed), 0), "
+        "max(coalesce(deleted_at, recycled_at, stripped_at)), "
+        "min(CASE WHEN state = 'recycled' THEN purge_at END) FROM entries "
+        "WHERE state IN ('deleted', 'recycled', 'stripped') GROUP BY state ORDER BY state"
+    )
+    return [(r[0], int(r[1]), int(r[2]), r[3], r[4]) for r in rows]
 
 
 # ---- runs ---------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ the wall clock, in Unix seconds):
     renew_leases(store, entry_ids, run_id, lease_seconds, *, now=None) -> int
     release_expired(store, now=None) -> int
         Rows whose lease expired go back to lease_from_state (event outcome "lease_expired").
+        Never rows in `deleting`: the delete stage resolves those with Kaltura first.
     release_run(store, run_id, *, now=None) -> int
         Same for every lease held by ``run_id`` (clean shutdown, or crash recovery at start-up).
     release(store, entry_ids, run_id, *, now=None) -> int
@@ -385,13 +386,17 @@ async def claim(
     *,
     action: Action | str | None = None,
     max_attempts: int | None = None,
+    policies: Collection[str] | None = None,
+    ids: Collection[str] | None = None,
     now: int | None = None,
 ) -> list[EntryRow]:
     """Lease up to ``limit`` rows: move them from_state -> to_state stamped with ``run_id``.
 
     Skips rows leased by anyone whose lease has not expired. ``action`` restricts to rows with
     that action; ``max_attempts`` skips rows whose failure counter for their state has reached
-    it (the retry limit of a stage; states.ATTEMPTS_COLUMN).
+    it (the retry limit of a stage; states.ATTEMPTS_COLUMN); ``policies`` restricts to rows of
+    those rules; ``ids`` to those rows (at most 500). A row leased by this run may be claimed
+    again by it (a pure lease becoming a move keeps the state it was first claimed from).
     Returns the claimed rows as they are after the move.
     """
     froms = _states(from_state)
@@ -402,7 +407,14 @@ async def claim(
     if limit <= 0:
         return []
     when = _wall_now() if now is None else now
-    where, params = _claimable(froms, action, max_attempts, when)
+    where, params = _claimable(froms, action, max_attempts, when, policies)
+    if ids is not None:
+        chosen = list(ids)[:_CHUNK]
+        where.append(f"id IN ({_marks(len(chosen))})" if chosen else "0")
+        params += chosen
+        # Named rows this run already leases may move on under the same lease.
+        where[1] = "(lease_owner IS NULL OR lease_expires_at <= ? OR lease_owner = ?)"
+        params.insert(len(froms) + 1, run_id)
 
     def write(conn: sqlite3.Connection) -> list[Any]:
         rows = conn.execute(
@@ -453,7 +465,11 @@ async def claim(
 
 
 def _claimable(
-    froms: Sequence[State], action: Action | str | None, max_attempts: int | None, when: int
+    froms: Sequence[State],
+    action: Action | str | None,
+    max_attempts: int | None,
+    when: int,
+    policies: Collection[str] | None = None,
 ) -> tuple[list[str], list[Any]]:
     """The WHERE terms (and parameters) of rows a claim may take."""
     where = [f"state IN ({_marks(len(froms))})", "(lease_owner IS NULL OR lease_expires_at <= ?)"]
@@ -461,6 +477,10 @@ def _claimable(
     if action is not None:
         where.append("action = ?")
         params.append(str(Action(action)))
+    if policies is not None:
+        names = sorted(policies)
+        where.append(f"policy IN ({_marks(len(names))})" if names else "0")
+        params += names
     if max_attempts is not None:
         for state in froms:
             counter = ATTEMPTS_COLUMN.get(state)
@@ -476,11 +496,12 @@ async def count_claimable(
     *,
     action: Action | str | None = None,
     max_attempts: int | None = None,
+    policies: Collection[str] | None = None,
     now: int | None = None,
 ) -> int:
     """How many rows a claim with these arguments could take now (a stage's total)."""
     when = _wall_now() if now is None else now
-    where, params = _claimable(_states(from_state), action, max_attempts, when)
+    where, params = _claimable(_states(from_state), action, max_attempts, when, policies)
     row = await store.fetchone(f"SELECT count(*) FROM entries WHERE {' AND '.join(where)}", params)
     return int(row[0])
 
@@ -508,9 +529,12 @@ async def renew_leases(
 
 
 async def _release(store: Store, where: str, params: Sequence[Any], when: int, why: str) -> int:
+    # Rows in `deleting` stay: a call that changes Kaltura may have gone through, so only the
+    # delete stage's resolution (which asks Kaltura) may move them on.
     def write(conn: sqlite3.Connection) -> int:
         rows = conn.execute(
-            f"SELECT id, state, action, lease_owner, lease_from_state FROM entries WHERE {where}",
+            "SELECT id, state, action, lease_owner, lease_from_state FROM entries "
+            f"WHERE ({where}) AND state != 'deleting'",
             params,
         ).fetchall()
         for r in rows:

@@ -663,6 +663,9 @@ async def backup(
     await asyncio.to_thread(_probe, root)
     result = BackupResult()
     run = _Archiver(ctx, root, opts, result)
+    # Rows of rules that delete without a backup are not copied; a rule renamed since the
+    # audit is not in the policy, so those rows wait (fail safe: nothing is deleted either).
+    backup_rules = ctx.policy.backup_rules()
     loop = ClaimLoop(
         ctx,
         [
@@ -672,8 +675,14 @@ async def backup(
                 action=Action.DELETE_ENTRY,
                 max_attempts=opts.max_attempts,
                 up_front=True,
+                policies=backup_rules,
             ),
-            ClaimPhase((State.SIZED,), State.DOWNLOADING, action=Action.DELETE_ENTRY),
+            ClaimPhase(
+                (State.SIZED,),
+                State.DOWNLOADING,
+                action=Action.DELETE_ENTRY,
+                policies=backup_rules,
+            ),
         ],
         batch_size=1,
         concurrency=max(1, opts.concurrency),

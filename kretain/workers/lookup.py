@@ -41,6 +41,7 @@ __all__ = [
     "LookupStats",
     "fetch_batch",
     "multi",
+    "recycled_ids",
 ]
 
 log = structlog.get_logger("kretain.lookup")
@@ -323,3 +324,19 @@ async def multi(
             await asyncio.sleep(delay)
         todo = retry
     return out
+
+
+async def recycled_ids(client: KalturaClient, ids: Sequence[str]) -> set[str]:
+    """Which of ``ids`` sit in Kaltura's recycle bin (lists hide them by default)."""
+    found: set[str] = set()
+    for start in range(0, len(ids), MAX_BATCH_SIZE):
+        chunk = list(ids[start : start + MAX_BATCH_SIZE])
+        flt = {
+            "idIn": ",".join(chunk),
+            "displayInSearchEqual": "-2",
+            "statusIn": rules.LIVE_STATUSES_WIRE,
+            "moderationStatusIn": rules.MODERATION_STATUSES_WIRE,
+        }
+        page = await client.list_entries(flt, 1, PAGE_SIZE, service="baseentry")
+        found.update(e["id"] for e in page.objects if e["id"] in chunk)
+    return found

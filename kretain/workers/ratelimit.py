@@ -40,11 +40,12 @@ class LimiterStats:
     limits: list[int] = field(default_factory=list)  # the limit after each slowdown
 
     def per_window(self, window: float) -> float | None:
-        """Calls achieved per window between the first and the last call."""
-        if self.first is None or self.last is None or self.calls < 2:
+        """Calls achieved per window from the first call to the last (a run shorter than a
+        window: its calls)."""
+        if self.first is None or self.last is None or not self.calls:
             return None
         span = self.last - self.first
-        return None if span <= 0 else (self.calls - 1) / span * window
+        return float(self.calls) if span < window else (self.calls - 1) / span * window
 
 
 class WindowLimiter:

@@ -15,17 +15,26 @@ import os
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import structlog
 
 from kretain.config import Settings
+from kretain.errors import ConfigError
 from kretain.kaltura.client import ClientConfig, KalturaClient
 from kretain.progress import ProgressReporter
 from kretain.store import queries, transitions
 from kretain.store.db import Store, open_store
 from kretain.workers.context import RunContext
+from kretain.workers.delete import (
+    DeleteOptions,
+    DeleteResult,
+    delete,
+    plan_path_for,
+    resolve_interrupted,
+)
 from kretain.workers.discover import discover
 from kretain.workers.offload import OffloadPool
 from kretain.workers.size import SizeOptions, size
@@ -43,6 +52,14 @@ class RunReport:
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     requests: int = 0  # HTTP requests sent to Kaltura (a multirequest counts once)
+    delete: DeleteResult | None = None  # the plan (and what was done), with --delete
+
+
+@dataclass(frozen=True)
+class DeleteRequest:
+    """`kretain run --delete`: act=False writes the plan only; True carries it out."""
+
+    act: bool = False
 
 
 def client_config(settings: Settings, **overrides: Any) -> ClientConfig:
@@ -80,9 +97,16 @@ async def run_pipeline(
     args: dict[str, Any] | None = None,
     client_overrides: dict[str, Any] | None = None,
     on_run_started: Callable[[int, Path], None] | None = None,
+    delete: DeleteRequest | None = None,
 ) -> RunReport:
-    """Advance every row as far as ``stage`` allows (None: as far as configured)."""
+    """Advance every row as far as ``stage`` allows (None: as far as configured); with
+    ``delete``, then plan (and with ``delete.act`` carry out) the deletes."""
     settings.validate_credentials()
+    if delete is not None and delete.act and settings.as_of > datetime.now(UTC).date():
+        raise ConfigError(
+            f"as-of {settings.as_of} is in the future: kretain deletes only by what is true "
+            "today (a plan with a future as-of is fine without --yes)"
+        )
     want_backup = stage == "backup" or (stage is None and archive_configured(settings))
     async with KalturaClient(client_config(settings, **(client_overrides or {}))) as client:
         # Start the session before touching the database: wrong credentials stop here,
@@ -100,7 +124,7 @@ async def run_pipeline(
             structlog.contextvars.bind_contextvars(run_id=run_id)
             try:
                 await recover_dead_runs(store, run_id)
-                await _stages(store, client, settings, report, want_backup, progress)
+                await _stages(store, client, settings, report, want_backup, progress, delete)
                 report.requests = client.stats.requests
                 report.status = "ok" if not report.problems else "incomplete"
             except (asyncio.CancelledError, KeyboardInterrupt):
@@ -138,6 +162,7 @@ async def _stages(
     report: RunReport,
     want_backup: bool,
     progress: Progress,
+    delete_request: DeleteRequest | None,
 ) -> None:
     # Sizing runs while discovery lists: rows become candidates page by page, and the
     # size workers take them as they come, so the listing's waits on Kaltura overlap with
@@ -151,6 +176,12 @@ async def _stages(
         as_of=settings.as_of,
         progress=_running_totals(progress, {}),
     )
+    # Rows a stopped run left mid-delete: ask Kaltura what happened before anything else.
+    resolved = await resolve_interrupted(
+        ctx, recycle_retention_days=settings.recycle_retention_days
+    )
+    if resolved:
+        report.stages["resolve"] = {"resolved": resolved}
     discovering = asyncio.create_task(
         discover(dataclasses.replace(ctx, progress=progress), concurrency=concurrency)
     )
@@ -203,6 +234,28 @@ async def _stages(
         )
         report.stages["backup"] = backed.as_counts()
         report.problems += list(getattr(backed, "problems", []))
+    if delete_request is not None:
+        ctx.progress = progress
+        result = await delete(
+            ctx,
+            options=DeleteOptions(
+                act=delete_request.act,
+                mode=settings.delete_mode,  # type: ignore[arg-type]
+                max_deletes=settings.max_deletes,
+                max_delete_bytes=settings.max_delete_bytes,
+                rate=settings.delete_rate,
+                window=settings.delete_window,
+                recycle_retention_days=settings.recycle_retention_days,
+                notice_days=settings.notice_days,
+                archive_root=settings.archive if archive_configured(settings) else None,
+                plan_path=plan_path_for(store.path, report.run_id),
+            ),
+        )
+        report.delete = result
+        report.stages["delete"] = result.as_counts()
+        # A cap reached is a clean stop; everything else that stopped the stage is a problem.
+        report.problems += [p for p in result.problems if p != result.stopped or
+                            result.stopped_by_error]  # fmt: skip
 
 
 def _running_totals(progress: Progress, before: dict[str, Any]) -> Progress:

@@ -42,7 +42,7 @@ from kretain.store.models import AssetRow, EntryRow
 from kretain.store.states import AssetBackupState, State
 from kretain.workers.backup import ENTRY_JSON_FORMAT, archive_uri, sha256_file
 
-__all__ = ["VerifyResult", "verify"]
+__all__ = ["VerifyResult", "check_archive", "demote", "verify"]
 
 log = structlog.get_logger("kretain.verify")
 
@@ -76,7 +76,7 @@ def _load_entry_json(directory: Path) -> tuple[dict[str, Any] | None, str | None
         return None, f"entry.json unreadable: {exc}"
 
 
-def _check_entry(
+def check_archive(
     root: Path, row: EntryRow, assets: list[AssetRow], partner_id: int | None, checksums: bool
 ) -> tuple[list[str], list[Path], int, int]:
     """(reasons, damaged file paths, files checked, bytes hashed). Runs in a thread."""
@@ -181,7 +181,7 @@ async def verify(
         for row in rows:
             assets = await queries.assets_of(store, row.id)
             reasons, damaged, files, hashed = await asyncio.to_thread(
-                _check_entry, root, row, assets, partner_id, checksums
+                check_archive, root, row, assets, partner_id, checksums
             )
             result.checked += 1
             result.files_checked += files
@@ -189,7 +189,7 @@ async def verify(
             if not reasons:
                 result.ok += 1
             else:
-                await _demote(store, root, row, assets, reasons, damaged, partner_id, run_id)
+                await demote(store, root, row, assets, reasons, damaged, partner_id, run_id)
                 result.damaged += 1
                 result.damaged_entries[row.id] = reasons
                 result.problems.append(f"{row.id}: {'; '.join(reasons[:3])}")
@@ -244,7 +244,7 @@ async def _check_root(store: Store, root: Path, partner_id: int | None) -> None:
         )
 
 
-async def _demote(
+async def demote(
     store: Store,
     root: Path,
     row: EntryRow,
@@ -253,8 +253,13 @@ async def _demote(
     damaged: list[Path],
     partner_id: int | None,
     run_id: int | None,
+    *,
+    by: str = "verify",
+    lease_owner: int | None = None,
 ) -> None:
-    reason = "verify: " + "; ".join(reasons)[:900]
+    """Take a damaged copy out of the archive: remove damaged files and entry.json, reset the
+    asset rows, move the row to ``sized`` (the next backup copies it again)."""
+    reason = f"{by}: " + "; ".join(reasons)[:900]
     pid = row.partner_id if row.partner_id is not None else partner_id
     # Files first, then asset rows, then the state: a crash part-way leaves an entry that
     # is still archived but fails the next verify, never a damaged file marked good.
@@ -275,7 +280,13 @@ async def _demote(
             )
     try:
         await transitions.move(
-            store, row.id, State.ARCHIVED, State.SIZED, run_id=run_id, reason=reason
+            store,
+            row.id,
+            [State.ARCHIVED, State.DELETE_FAILED],
+            State.SIZED,
+            run_id=run_id,
+            reason=reason,
+            lease_owner=lease_owner,
         )
     except StateConflictError as exc:  # moved by someone else meanwhile: leave it
         log.warning("verify.conflict", entry_id=row.id, error=str(exc))

@@ -13,7 +13,7 @@ from kretain.store import Store, open_store
 
 
 async def test_by_state_matches_plain_sql(ro_store: Store, built: Path) -> None:
-    by_state, _, _ = await status_report(ro_store)
+    by_state, _, _, _ = await status_report(ro_store)
     assert by_state.title == "Entries by state"
     assert by_state.headers == [
         "state",
@@ -46,7 +46,7 @@ async def test_by_state_matches_plain_sql(ro_store: Store, built: Path) -> None:
 
 
 async def test_errors_grouped_by_prefix(ro_store: Store) -> None:
-    _, errors, _ = await status_report(ro_store)
+    _, _, errors, _ = await status_report(ro_store)
     assert errors.headers == ["state", "error", "entries", "max_attempts", "example"]
     got = {(r[0], r[1]): (r[2], r[3], r[4]) for r in errors.rows}
     assert got == {
@@ -58,7 +58,7 @@ async def test_errors_grouped_by_prefix(ro_store: Store) -> None:
 
 
 async def test_last_run(ro_store: Store) -> None:
-    _, _, last = await status_report(ro_store)
+    _, _, _, last = await status_report(ro_store)
     assert last.title == "Last run"
     assert list(last.rows) == [
         [
@@ -78,7 +78,8 @@ async def test_last_run(ro_store: Store) -> None:
 async def test_empty_store(db_path: Path) -> None:
     store = await open_store(db_path)
     try:
-        by_state, errors, last = await status_report(store)
+        by_state, done, errors, last = await status_report(store)
+        assert list(done.rows) == []
     finally:
         await store.close()
     assert list(by_state.rows) == [["all", None, None, 0, 0, "0 Bytes", 0, "0 Bytes"]]
@@ -98,3 +99,17 @@ def test_run_counts_of_a_pipeline_run_read_as_one_line_per_stage() -> None:
     }
     assert _counts_text(counts) == ("discover: listed=30943 complete=True; size: sized=29454")
     assert _counts_text({"deleted": 2, "problems": ["x"]}) == "deleted=2, problems=1"
+
+
+async def test_carried_out_counts_match_plain_sql(ro_store: Store, built: Path) -> None:
+    _, done, _, _ = await status_report(ro_store)
+    got = {r[0]: (r[1], r[2]) for r in done.rows}
+    con = sqlite3.connect(built)
+    want = {
+        s: (n, freed)
+        for s, n, freed in con.execute(
+            "SELECT state, count(*), coalesce(sum(bytes_freed), 0) FROM entries "
+            "WHERE state IN ('deleted', 'recycled', 'stripped') GROUP BY state"
+        )
+    }
+    assert got == want and "deleted" in got

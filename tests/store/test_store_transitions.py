@@ -14,8 +14,10 @@ from kretain.store import transitions as t
 from kretain.store.states import ALLOWED, FINISHED, is_allowed
 
 
-async def seed(store: Store, n: int, state: State = State.CANDIDATE, **kw) -> list[str]:
-    ids = [f"0_e{i:07d}" for i in range(n)]
+async def seed(
+    store: Store, n: int, state: State = State.CANDIDATE, *, first: int = 0, **kw
+) -> list[str]:
+    ids = [f"0_e{i:07d}" for i in range(first, first + n)]
     await t.admit(
         store,
         [
@@ -219,8 +221,15 @@ async def test_lease_owner_guard_and_release_run(store: Store) -> None:
         await t.move(store, ids[0], State.DELETING, State.DELETED, run_id=31, lease_owner=31)
     assert await t.renew_leases(store, ids, 30, 900, now=T0 + 10) == 2
     assert (await q.get_entry(store, ids[0])).lease_expires_at == T0 + 910
-    assert await t.release_run(store, 30, now=T0 + 11) == 2
-    assert await q.counts_by_state(store) == {"archived": 2}
+    # A row in `deleting` is not simply handed back: the call may have reached Kaltura. It
+    # stays until the delete stage asks Kaltura what happened (kretain.workers.delete).
+    assert await t.release_run(store, 30, now=T0 + 11) == 0
+    assert await t.release_expired(store, now=T0 + 10_000) == 0
+    assert await q.counts_by_state(store) == {"deleting": 2}
+    sized = await seed(store, 1, State.SIZED, first=2)
+    await t.claim(store, State.SIZED, State.DOWNLOADING, 1, run_id=32, lease_seconds=600, now=T0)
+    assert await t.release_run(store, 32, now=T0 + 11) == 1
+    assert (await q.get_entry(store, sized[0])).state == State.SIZED
 
 
 async def test_claim_filters_by_action_and_attempts(store: Store) -> None:
