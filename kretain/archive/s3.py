@@ -67,6 +67,7 @@ import structlog
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 from botocore import exceptions as bx
+from botocore.handlers import convert_body_to_file_like_object
 
 from kretain import log as klog
 from kretain.archive import layout
@@ -308,6 +309,12 @@ class S3Target:
             client = await stack.enter_async_context(
                 session.create_client("s3", endpoint_url=self.endpoint_url, config=config)
             )
+            # botocore wraps a bytes Body in BytesIO, which aiohttp then copies whole
+            # (getbuffer on a shared buffer); sent as bytes, a part is never copied.
+            for op in ("UploadPart", "PutObject"):
+                client.meta.events.unregister(
+                    f"before-parameter-build.s3.{op}", convert_body_to_file_like_object
+                )
         except ArchiveUnavailable:
             raise
         except (bx.ProfileNotFound, bx.ConfigNotFound) as exc:
@@ -645,7 +652,10 @@ class S3Sink:
         self.upload_id: str | None = None
         self._parts: dict[int, _Part] = {}
         self._next = 1
-        self._buf = bytearray()
+        # The part being filled, as the chunks written (joined once when the part is full:
+        # bytes, not a bytearray, so the HTTP layer sends it without another copy).
+        self._chunks: list[bytes] = []
+        self._buffered = 0
         self._written = 0
         self._hasher: Any = hashlib.sha256()  # None once resumed: a dead hasher can't go on
         self._tasks: set[asyncio.Task[None]] = set()
@@ -680,15 +690,16 @@ class S3Sink:
         view = memoryview(data).cast("B")
         while len(view):
             size = self._part_size(self._next)
-            take = view[: size - len(self._buf)]
-            self._buf += take
+            take = view[: size - self._buffered]
+            self._chunks.append(bytes(take))
+            self._buffered += len(take)
             self._written += len(take)
             view = view[len(take) :]
-            if len(self._buf) >= size:
+            if self._buffered >= size:
                 await self._ship()
 
     async def last_byte(self) -> bytes | None:
-        return bytes(self._buf[-1:]) if self._buf else None
+        return self._chunks[-1][-1:] if self._chunks else None
 
     async def ensure_room(self, remaining: int) -> None:
         return None  # no practical limit
@@ -700,7 +711,7 @@ class S3Sink:
         upload_id, self.upload_id = self.upload_id, None
         self._parts.clear()
         self._next = 1
-        self._buf = bytearray()
+        self._take_buffer()
         self._written = 0
         self._hasher = hashlib.sha256()
         self._failure = None
@@ -730,7 +741,7 @@ class S3Sink:
         if self._finished:
             return
         try:
-            if self._failure is None and len(self._buf) >= MIN_PART:
+            if self._failure is None and self._buffered >= MIN_PART:
                 await self._ship()  # a valid part: keep it rather than fetch it again
             await self._drain()
             if self.upload_id is not None and self._parts:
@@ -763,7 +774,7 @@ class S3Sink:
 
     def _finish(self) -> None:
         self._finished = True
-        self._buf = bytearray()
+        self._take_buffer()
         _WRITING.discard((self.target.endpoint_url, self.target.bucket, self.key))
 
     def _part_size(self, number: int) -> int:
@@ -772,14 +783,21 @@ class S3Sink:
         # Unknown size: double every 1,000 parts, so 10,000 parts reach past 5 TB.
         return min(MAX_PART, self.target.part_size << min((number - 1) // 1000, 10))
 
-    def _digest(self, data: bytearray) -> bytes:
+    def _take_buffer(self) -> bytes:
+        """The buffered bytes as one object; the buffer is empty afterwards."""
+        data = b"".join(self._chunks)
+        self._chunks.clear()
+        self._buffered = 0
+        return data
+
+    def _digest(self, data: bytes) -> bytes:
         if self._hasher is not None:
             self._hasher.update(data)
         return hashlib.sha256(data).digest()
 
     async def _ship(self) -> None:
         """Send the buffer as the next part, in the background (bounded in-flight parts)."""
-        part, self._buf = self._buf, bytearray()
+        part = self._take_buffer()
         number = self._next
         self._next += 1
         digest = await asyncio.to_thread(self._digest, part)
@@ -796,7 +814,7 @@ class S3Sink:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _send_part(self, number: int, part: bytearray, digest: bytes) -> None:
+    async def _send_part(self, number: int, part: bytes, digest: bytes) -> None:
         checksum = _b64(digest)
         try:
             resp = await self.target._call(
@@ -825,6 +843,7 @@ class S3Sink:
             return
         finally:
             self._slots.release()
+            del part  # sent: don't hold it while the part list is written
         try:
             await self._save_manifest()
         except ArchiveRequestFailed as exc:  # only costs a re-upload after a crash
@@ -863,8 +882,8 @@ class S3Sink:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _commit_single(self) -> StoredFile:
-        data = bytes(self._buf)
-        digest = await asyncio.to_thread(self._digest, data)  # type: ignore[arg-type]
+        data = self._take_buffer()
+        digest = await asyncio.to_thread(self._digest, data)
         sha = self._hasher.hexdigest()
         checksum = _b64(digest)
         resp = await self.target._put(self.key, data, Metadata={META_SHA256: sha})
@@ -880,8 +899,8 @@ class S3Sink:
         return StoredFile(len(data), sha, store)
 
     async def _commit_multipart(self) -> StoredFile:
-        if self._buf:
-            part, self._buf = self._buf, bytearray()
+        if self._buffered:
+            part = self._take_buffer()
             number = self._next
             self._next += 1
             digest = await asyncio.to_thread(self._digest, part)

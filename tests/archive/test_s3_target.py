@@ -87,15 +87,14 @@ async def test_a_part_corrupted_after_hashing_is_refused(
     store answers BadDigest, the sink fails with a retryable error, and a new sink resumes
     from the parts that did verify."""
     rel = "1/0_bd/flavor-0_bd.mp4"
-    real_digest = S3Sink._digest
+    real_send = S3Sink._send_part
 
-    def corrupting(self: S3Sink, data: bytearray) -> bytes:
-        digest = real_digest(self, data)
-        if self._next == 3:  # part 2 is being shipped
-            data[100] ^= 0xFF
-        return digest
+    async def corrupting(self: S3Sink, number: int, part: bytes, digest: bytes) -> None:
+        if number == 2:  # damaged after its digest was taken
+            part = part[:100] + bytes([part[100] ^ 0xFF]) + part[101:]
+        await real_send(self, number, part, digest)
 
-    monkeypatch.setattr(S3Sink, "_digest", corrupting)
+    monkeypatch.setattr(S3Sink, "_send_part", corrupting)
     sink = await s3.open_sink(rel, expected_size=len(DATA))
     with pytest.raises(ArchiveRequestFailed) as info:
         await write_all(sink, DATA)
@@ -103,7 +102,7 @@ async def test_a_part_corrupted_after_hashing_is_refused(
     assert info.value.code == "BadDigest" and info.value.retryable
     assert "BadDigest" in str(info.value)
     await sink.suspend()
-    monkeypatch.setattr(S3Sink, "_digest", real_digest)
+    monkeypatch.setattr(S3Sink, "_send_part", real_send)
 
     again = await s3.open_sink(rel, expected_size=len(DATA))
     assert again.offset == PART  # part 1 verified; part 2 never stored
