@@ -28,6 +28,7 @@ from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
+from kretain.archive.errors import redact_url
 from kretain.errors import ConfigError
 
 __all__ = ["ArchiveTarget", "FileSink", "StoredFile", "open_target", "parse_s3_uri"]
@@ -168,7 +169,11 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
     """``s3://bucket/some/prefix`` -> ("bucket", "some/prefix"). ConfigError if malformed."""
     parts = urlsplit(uri)
     if parts.scheme != "s3" or parts.query or parts.fragment or "@" in parts.netloc:
-        raise ConfigError(f"not an archive URI of the form s3://bucket/prefix: {uri[:80]!r}")
+        # Not echoed: whatever sits before "@" or after "?" may be a key or a signature.
+        raise ConfigError(
+            "not an archive URI of the form s3://bucket/prefix (no credentials, query or "
+            "fragment; credentials come from the AWS environment)"
+        )
     bucket = parts.netloc
     prefix = parts.path.strip("/")
     from kretain.archive.s3 import check_bucket_name
@@ -203,11 +208,11 @@ def open_target(
     if scheme == "file":
         parts = urlsplit(text)
         if parts.netloc not in ("", "localhost"):
-            raise ConfigError(f"file archive URIs must be local: {text[:80]!r}")
+            raise ConfigError(f"file archive URIs must be local: {redact_url(text)[:80]!r}")
         return LocalTarget(Path(unquote(parts.path)), **options)
     if scheme:
         raise ConfigError(
-            f"unsupported archive URI {text[:80]!r}: use a path or s3://bucket/prefix"
+            f"unsupported archive URI {redact_url(text)[:80]!r}: use a path or s3://bucket/prefix"
         )
     if not text:
         raise ConfigError("the archive must be a path or s3://bucket/prefix")

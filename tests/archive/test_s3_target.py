@@ -310,3 +310,42 @@ async def test_credentials_never_reach_the_log(
     assert '"check"' in text and "secret=***" in text  # registered as secrets by the target
     assert seaweed.secret_key not in text and token not in text
     assert token not in str(info.value) and seaweed.secret_key not in str(info.value)
+
+
+# ---- a store that keeps failing: bounded retries, then a named error ---------------------------
+
+
+async def test_throttling_is_retried_a_bounded_number_of_times(aws_env: SeaweedFS) -> None:
+    from aiohttp import web
+
+    seen: list[str] = []
+
+    async def slow_down(request: web.Request) -> web.Response:
+        seen.append(request.method)
+        await request.read()
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
+            "<Message>Please reduce your request rate.</Message></Error>"
+        )
+        return web.Response(status=503, body=body, content_type="application/xml")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", slow_down)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    endpoint = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        async with S3Target("bucket", "p", endpoint_url=endpoint, max_attempts=3) as target:
+            with pytest.raises(ArchiveRequestFailed) as info:
+                await target.put_json("1/0_a/entry.json", {"a": 1})
+            assert info.value.code == "SlowDown" and info.value.retryable
+            assert len(seen) == 3  # botocore's bounded retries, no more
+            assert str(info.value).startswith("put_object")
+            assert "s3://bucket/p at " + endpoint in str(info.value)
+            seen.clear()
+            with pytest.raises(ArchiveUnavailable, match=r"test write failed \(SlowDown\)"):
+                await target.check_writable()
+    finally:
+        await runner.cleanup()
