@@ -730,8 +730,12 @@ class S3Sink:
             else:
                 result = await self._commit_multipart()
         except BaseException:
-            # The upload (if any) stays for a later resume; this sink is done.
+            # The upload (if any) stays for a later resume, its part list brought up to date;
+            # this sink is done.
             await self._cancel_tasks()
+            if self.upload_id is not None and self._parts:
+                with contextlib.suppress(Exception):
+                    await self._save_manifest(force=True)
             self._finish()
             raise
         self._finish()

@@ -6,8 +6,6 @@ import asyncio
 import base64
 import contextlib
 import hashlib
-import os
-from collections.abc import AsyncIterator
 from typing import Any
 
 from kretain.archive import FileSink, LocalTarget
@@ -67,19 +65,6 @@ def uploads_for(server: SeaweedFS, key: str) -> list[dict[str, Any]]:
     return [u for u in resp.get("Uploads", []) if u["Key"] == key]
 
 
-def object_keys(server: SeaweedFS, prefix: str) -> list[str]:
-    resp = raw_client(server).list_objects_v2(Bucket=server.bucket, Prefix=prefix)
-    return sorted(o["Key"] for o in resp.get("Contents", []))
-
-
-def rss_bytes(pid: int | None = None) -> int:
-    with open(f"/proc/{pid or os.getpid()}/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
 class CountingProxy:
     """A TCP proxy on 127.0.0.1 that counts the bytes clients send upstream: an
     independent measure of what was uploaded to the store."""
@@ -121,7 +106,3 @@ class CountingProxy:
                     dst.close()
 
         await asyncio.gather(pump(reader, up_writer, True), pump(up_reader, writer, False))
-
-
-async def aiter_to_list(it: AsyncIterator[bytes]) -> list[bytes]:
-    return [chunk async for chunk in it]

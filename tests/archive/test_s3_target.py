@@ -176,6 +176,31 @@ async def test_without_its_part_list_an_upload_is_started_again(
     assert (await again.commit()).sha256 == sha(DATA)
 
 
+async def test_a_failed_completion_keeps_the_upload_for_resume(
+    s3: S3Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CompleteMultipartUpload failing (after botocore's retries): every stored part is
+    listed for the next sink, so only the short last part is sent again."""
+    rel = "1/0_cf/flavor-0_cf.mp4"
+    real_call = S3Target._call
+
+    async def failing(self: S3Target, op: str, what: str, **kwargs: object) -> dict:
+        if op == "complete_multipart_upload":
+            raise ArchiveRequestFailed("injected", code="InternalError")
+        return await real_call(self, op, what, **kwargs)
+
+    monkeypatch.setattr(S3Target, "_call", failing)
+    sink = await s3.open_sink(rel, expected_size=len(DATA))
+    await write_all(sink, DATA)
+    with pytest.raises(ArchiveRequestFailed, match="injected"):
+        await sink.commit()
+    monkeypatch.setattr(S3Target, "_call", real_call)
+    again = await s3.open_sink(rel, expected_size=len(DATA))
+    assert again.offset == 4 * PART  # parts 1-4; the 999-byte last part is not resumable
+    await write_all(again, DATA[again.offset :])
+    assert (await again.commit()).sha256 == sha(DATA) == await s3.sha256(rel)
+
+
 async def test_unknown_size_parts_grow(make_s3: Callable[..., S3Target]) -> None:
     async with make_s3() as target:
         sink = await target.open_sink("1/0_u/f.bin", expected_size=None)
