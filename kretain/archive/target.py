@@ -17,6 +17,12 @@ nothing. Errors: see :mod:`kretain.archive.errors`.
 A sink writes one file and is finished by exactly one of ``commit`` (the file is in place,
 verified by size and sha256), ``suspend`` (stop, keep what is stored for a later resume) or
 ``discard`` (drop everything). Only one sink per file at a time: a second gets PartFileBusy.
+``kretain.workers.download.download_to_sink`` finishes the sink it is given.
+
+For workers: ArchiveUnavailable (exit 7) means stop the stage, as on a full disk; the
+per-file errors are DownloadErrors with ``retryable``. Record the commit's sha256 (and the
+store checksum) yourself: for multipart S3 objects ``stat`` cannot report the sha256, but
+its ``store_checksum`` changes if the object is replaced, so comparing it is a cheap check.
 """
 
 from __future__ import annotations

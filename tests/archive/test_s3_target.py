@@ -4,6 +4,7 @@ clear errors for a store that cannot be used, and secrets kept out of messages a
 from __future__ import annotations
 
 import json
+import logging
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -311,6 +312,7 @@ async def test_credentials_never_reach_the_log(
     secret key and token appear nowhere in the JSON log, botocore's header dumps included."""
     token = "FwoGZXIvYXdzEXAMPLESESSIONTOKENVALUE0123456789"
     log_file = tmp_path / "run.jsonl"
+    level_before = logging.getLogger().level
     klog.configure_logging(json_file=log_file, console=False, level="DEBUG")
     try:
         async with make_s3() as good:  # real secret, no token: must work
@@ -328,7 +330,14 @@ async def test_credentials_never_reach_the_log(
             "check", detail=f"secret={seaweed.secret_key} token={token}"
         )
     finally:
-        klog.configure_logging(console=False, level="WARNING")
+        # Put logging back the way the rest of the suite expects it.
+        root = logging.getLogger()
+        for handler in list(root.handlers):
+            if getattr(handler, klog._HANDLER_MARK, False):
+                root.removeHandler(handler)
+                handler.close()
+        root.setLevel(level_before)
+        structlog.reset_defaults()
         klog.clear_secrets()
     text = log_file.read_text()
     assert "archive.resume" in text  # the log did record this run
