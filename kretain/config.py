@@ -21,6 +21,10 @@ Fields, environment variables and kretain.toml keys:
     db                   KRETAIN_DB                   [kretain] db            (./kretain.db)
     archive              KRETAIN_ARCHIVE              [kretain] archive       (./kretain-archive;
                                                       backups run only when one is named)
+                         a path, or s3://bucket/prefix (kept as that string)
+    s3_endpoint_url      KRETAIN_S3_ENDPOINT_URL      [kretain] s3_endpoint_url (AWS; set for
+                                                      an S3-compatible store)
+    s3_region            KRETAIN_S3_REGION            [kretain] s3_region     (the AWS default)
     as_of                KRETAIN_AS_OF                [kretain] as_of         (today, UTC)
     concurrency          KRETAIN_CONCURRENCY          [kretain] concurrency   (8)
     requests_per_second  KRETAIN_REQUESTS_PER_SECOND  [kretain] requests_per_second (unlimited)
@@ -84,6 +88,8 @@ ENV_NAMES: dict[str, str] = {
     "as_of": "KRETAIN_AS_OF",
     "concurrency": "KRETAIN_CONCURRENCY",
     "requests_per_second": "KRETAIN_REQUESTS_PER_SECOND",
+    "s3_endpoint_url": "KRETAIN_S3_ENDPOINT_URL",
+    "s3_region": "KRETAIN_S3_REGION",
     "delete_mode": "KRETAIN_DELETE_MODE",
     "max_deletes": "KRETAIN_MAX_DELETES",
     "max_delete_bytes": "KRETAIN_MAX_DELETE_BYTES",
@@ -108,7 +114,15 @@ _TOML_SECTIONS: dict[str, tuple[str, ...]] = {
         "app_token",
         "app_token_hash_type",
     ),
-    "kretain": ("db", "archive", "as_of", "concurrency", "requests_per_second"),
+    "kretain": (
+        "db",
+        "archive",
+        "as_of",
+        "concurrency",
+        "requests_per_second",
+        "s3_endpoint_url",
+        "s3_region",
+    ),
     "delete": (
         "delete_mode",
         "max_deletes",
@@ -119,6 +133,7 @@ _TOML_SECTIONS: dict[str, tuple[str, ...]] = {
         "notice_days",
     ),
 }
+_REGION_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 def _today() -> date:
@@ -135,7 +150,7 @@ class Settings:
     app_token: str | None = None
     app_token_hash_type: str = "SHA256"
     db: Path = Path("kretain.db")
-    archive: Path = Path("kretain-archive")
+    archive: Path | str = Path("kretain-archive")  # str: an s3://bucket/prefix URI
     as_of: date = field(default_factory=_today)
     concurrency: int = 8
     requests_per_second: float | None = None
@@ -147,6 +162,8 @@ class Settings:
     recycle_retention_days: int = 30
     notice_days: int = 0
     policy: Policy = field(default_factory=Policy.default)
+    s3_endpoint_url: str | None = None  # an S3-compatible store; None = AWS
+    s3_region: str | None = None  # None = from the AWS environment/config
     config_file: Path | None = None  # the kretain.toml that was read, if any
     # Where each non-default value came from, e.g. {"db": "KRETAIN_DB"}; for error messages.
     sources: Mapping[str, str] = field(default_factory=dict)
@@ -234,7 +251,30 @@ def _parse(name: str, value: Any, origin: str, base: Path) -> Any:
     if name in ("service_url",):
         text = str(value).strip().rstrip("/")
         if not re.match(r"^https?://[^\s/]+", text):
-            raise ConfigError(f"{origin} must be an http(s) URL, got {text[:60]!r}")
+            # Not echoed either: a query string may carry a signature.
+            raise ConfigError(f"{origin} must be an http(s) URL like https://s3.example.edu")
+        return text
+    if name == "archive" and isinstance(value, str) and value.strip().lower().startswith("s3://"):
+        from kretain.archive.target import parse_s3_uri
+
+        try:
+            bucket, prefix = parse_s3_uri(value.strip())
+        except ConfigError as exc:
+            raise ConfigError(f"{origin}: {exc}") from None
+        return f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+    if name == "s3_endpoint_url":
+        text = str(value).strip().rstrip("/")
+        if "@" in text.split("//", 1)[-1].split("/", 1)[0]:
+            # Never echo it: the part before "@" is a key or a password.
+            raise ConfigError(f"{origin} must not contain credentials (use the AWS settings)")
+        if not re.match(r"^https?://[^\s/@?#]+(/[^\s?#]*)?$", text):
+            # Not echoed either: a query string may carry a signature.
+            raise ConfigError(f"{origin} must be an http(s) URL like https://s3.example.edu")
+        return text
+    if name == "s3_region":
+        text = str(value).strip()
+        if not _REGION_RE.match(text):
+            raise ConfigError(f"{origin} must be a region name like eu-west-1, got {text[:40]!r}")
         return text
     if name in ("db", "archive"):
         if not isinstance(value, str | Path) or not str(value).strip():
@@ -512,6 +552,13 @@ db = "kretain.db"
 concurrency = 8
 # Cap on API calls per second; 0 = no cap.                   env KRETAIN_REQUESTS_PER_SECOND
 requests_per_second = 0
+# The archive can also be a bucket: archive = "s3://my-bucket/kaltura-archive". Credentials
+# come from the usual AWS places (environment, ~/.aws profile, instance role), never here.
+# For an S3-compatible store (MinIO, Ceph, SeaweedFS ...) give its endpoint.
+#                                                                 env KRETAIN_S3_ENDPOINT_URL
+# s3_endpoint_url = "https://s3.example.edu"
+# Region of the bucket (default: from the AWS environment/config).      env KRETAIN_S3_REGION
+# s3_region = "us-east-1"
 
 [delete]
 # How `kretain run --delete --yes` acts (without --yes it only writes the plan). Flags override.

@@ -1,10 +1,12 @@
 """Verified, resumable download of one asset into the archive.
 
-``download_to`` streams a URL into ``<dest>.part`` in constant memory while hashing it,
-resumes an existing ``.part`` with ``Range``, checks the byte count against what Kaltura
-said the asset holds, and only then fsyncs and renames the file into place. It never
-retries: it raises a named :class:`DownloadError` and the caller asks
-:func:`is_retryable`. The ``.part`` is kept whenever its bytes are a valid prefix
+``download_to_sink`` streams a URL into any archive sink (:class:`kretain.archive.FileSink`:
+a local ``.part``, an S3 multipart upload) in constant memory, resumes from what the sink
+already holds with ``Range``, checks the byte count against what Kaltura said the asset
+holds, and only then commits the sink (the sink verifies and places the file).
+``download_to`` is the same for a local path: ``<dest>.part``, fsync, rename. Neither
+retries: they raise a named :class:`DownloadError` and the caller asks
+:func:`is_retryable`. What the sink holds is kept whenever its bytes are a valid prefix
 (truncation, timeouts, connection loss, disk full) so the next attempt resumes.
 
 Error tree::
@@ -22,30 +24,70 @@ Error tree::
      +-- PartFileBusy             another download holds the .part     (retryable)
      +-- DestinationExists        final file already there             (not retryable)
      +-- DiskFull                 ENOSPC/EDQUOT or not enough room     (not retryable)
+     +-- ArchiveRequestFailed     the archive store failed a request   (retryable unless the
+                                  store called the request itself wrong)
+
+The last four are raised by sinks, so they are defined in :mod:`kretain.archive.errors` and
+re-exported here. A sink may also raise ``ArchiveUnavailable`` (not a DownloadError: the
+archive as a whole is unusable, so the caller should stop rather than fail the file).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
-import fcntl
-import hashlib
-import os
+import dataclasses
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
-from kretain import archive
+from kretain.archive.errors import (
+    ArchiveRequestFailed,
+    ArchiveUnavailable,
+    DestinationExists,
+    DiskFull,
+    DownloadError,
+    PartFileBusy,
+    redact_url,
+)
+from kretain.archive.local import DEFAULT_MIN_FREE_BYTES, LocalFS, LocalTarget, part_path
+from kretain.archive.target import FileSink
+
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "DEFAULT_MIN_FREE_BYTES",
+    "ArchiveRequestFailed",
+    "DestinationExists",
+    "DiskFull",
+    "DownloadConnectionError",
+    "DownloadError",
+    "DownloadHTTPError",
+    "DownloadResult",
+    "DownloadTimeout",
+    "EmptyBody",
+    "KalturaServeError",
+    "LocalFS",
+    "PartFileBusy",
+    "RateLimiter",
+    "ResumeMismatch",
+    "SizeMismatch",
+    "TooManyRedirects",
+    "TruncatedDownload",
+    "check_size",
+    "download_to",
+    "download_to_sink",
+    "expected_total",
+    "is_retryable",
+    "part_path",
+    "redact_url",
+]
 
 MiB = 1 << 20
 DEFAULT_CHUNK_SIZE = 1 * MiB
-DEFAULT_MIN_FREE_BYTES = 256 * MiB
 DEFAULT_IDLE_TIMEOUT = 120.0
 DEFAULT_CONNECT_TIMEOUT = 30.0
 # Re-check free space after this many bytes (other downloads share the disk).
@@ -61,16 +103,6 @@ _X_KALTURA = re.compile(r"error-(-?\d+)", re.IGNORECASE)
 
 
 # ---------------------------------------------------------------------------- errors
-
-
-class DownloadError(Exception):
-    """A download that did not produce a verified file. ``url`` is already redacted."""
-
-    retryable: bool = False
-
-    def __init__(self, message: str, *, url: str | None = None) -> None:
-        self.url = redact_url(url) if url else None
-        super().__init__(f"{message} ({self.url})" if self.url else message)
 
 
 class DownloadHTTPError(DownloadError):
@@ -127,53 +159,11 @@ class DownloadConnectionError(DownloadError):
     retryable = True
 
 
-class PartFileBusy(DownloadError):
-    retryable = True
-
-
-class DestinationExists(DownloadError):
-    pass
-
-
-class DiskFull(DownloadError):
-    """Not enough room for the rest of the file (or the disk filled up while writing).
-
-    The ``.part`` is kept; free some space (or lower the margin) and run again to resume.
-    """
-
-    def __init__(self, path: Path, *, needed: int | None = None, free: int | None = None):
-        self.path = path
-        self.needed = needed
-        self.free = free
-        if needed is not None and free is not None:
-            msg = f"not enough free space for {path}: need {needed} bytes, {free} available"
-        else:
-            msg = f"disk full while writing {path}"
-        super().__init__(msg)
-
-
 def is_retryable(exc: BaseException) -> bool:
     """Whether another attempt (with a fresh URL) may succeed. Unknown errors: no."""
     if isinstance(exc, DownloadError):
         return exc.retryable
     return False
-
-
-def redact_url(url: str) -> str:
-    """The URL without query string, fragment, credentials, or ``/ks/<value>`` segments:
-    download URLs may carry a KS, which must not reach logs or the database."""
-    try:
-        parts = urlsplit(str(url))
-    except ValueError:
-        return "<unparseable url>"
-    segments = parts.path.split("/")
-    for i in range(len(segments) - 1):
-        if segments[i].lower() == "ks" and segments[i + 1]:
-            segments[i + 1] = "***"
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, "/".join(segments), "", ""))
 
 
 # ------------------------------------------------------------------- rate limiter
@@ -215,36 +205,16 @@ class RateLimiter:
                 await asyncio.sleep(-self._tokens / self.rate)
 
 
-# ------------------------------------------------------------------ file-system seam
-
-
-class LocalFS:
-    """The file-system calls ``download_to`` makes, gathered so tests can inject
-    failures (e.g. a write raising ENOSPC) while still using real files."""
-
-    def write(self, fd: int, data: memoryview) -> int:
-        return os.write(fd, data)
-
-    def fsync(self, fd: int) -> None:
-        os.fsync(fd)
-
-    def free_bytes(self, path: Path) -> int:
-        return archive.free_bytes(path)
-
-
 # ------------------------------------------------------------------------ download
 
 
 @dataclass(frozen=True)
 class DownloadResult:
-    path: Path
+    path: Path | None  # the final file for a local download; None for other stores
     bytes: int
     sha256: str
-    resumed_from: int  # bytes reused from an existing .part (0 = fresh download)
-
-
-def part_path(dest: Path) -> Path:
-    return dest.with_name(dest.name + ".part")
+    resumed_from: int  # bytes reused from what the sink held (0 = fresh download)
+    store_checksum: str | None = None  # the store's own checksum (S3 ChecksumSHA256)
 
 
 def expected_total(expected_bytes: int | None, expected_kb: int | None) -> int | None:
@@ -275,72 +245,6 @@ def check_size(
             )
 
 
-class _Part:
-    """The open ``.part`` file: an exclusive lock, the running hash and length."""
-
-    def __init__(self, path: Path, fs: LocalFS) -> None:
-        self.path = path
-        self.fs = fs
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            os.close(self.fd)
-            raise PartFileBusy(f"{path} is being written by another download") from exc
-        self.length = 0
-        self.hasher = hashlib.sha256()
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)  # also drops the flock
-            self.fd = -1
-
-    def load(self, keep: int | None) -> None:
-        """Hash the bytes already there (at most ``keep``; the rest is cut off)."""
-        size = os.fstat(self.fd).st_size
-        if keep is not None and size > keep:
-            os.ftruncate(self.fd, keep)
-            size = keep
-        self.hasher = hashlib.sha256()
-        pos = 0
-        while pos < size:
-            block = os.pread(self.fd, min(8 * MiB, size - pos), pos)
-            if not block:  # shrank under us; keep what we hashed
-                os.ftruncate(self.fd, pos)
-                break
-            self.hasher.update(block)
-            pos += len(block)
-        self.length = pos
-
-    def reset(self) -> None:
-        os.ftruncate(self.fd, 0)
-        self.length = 0
-        self.hasher = hashlib.sha256()
-
-    def last_byte(self) -> bytes:
-        return os.pread(self.fd, 1, self.length - 1)
-
-    def append(self, data: bytes | bytearray) -> None:
-        """Write at the end and hash. If a write fails part-way (ENOSPC), the bytes that
-        did reach the file are kept and hashed, and anything past them is cut off, so
-        the .part stays an exact prefix to resume from."""
-        view = memoryview(data)
-        done = 0
-        try:
-            while done < len(view):
-                os.lseek(self.fd, self.length + done, os.SEEK_SET)
-                written = self.fs.write(self.fd, view[done:])
-                if written <= 0:
-                    raise OSError(errno.EIO, "short write")
-                done += written
-        finally:
-            self.hasher.update(view[:done])
-            self.length += done
-            if done < len(view):
-                with contextlib.suppress(OSError):
-                    os.ftruncate(self.fd, self.length)
-
-
 @dataclass
 class _Plan:
     start: int  # offset in the file where the body's first byte goes
@@ -363,7 +267,8 @@ async def download_to(
     overwrite: bool = False,
     fs: LocalFS | None = None,
 ) -> DownloadResult:
-    """Download ``url`` to ``dest`` and verify it; see the module docstring.
+    """Download ``url`` to the local file ``dest`` and verify it (``download_to_sink`` with
+    a local sink on ``<dest>.part``).
 
     ``expected_bytes`` is the asset's sizeInBytes (exact when > 0); ``expected_kb`` its
     ``size`` (KB), used only when sizeInBytes is unknown. ``min_free_bytes`` is the margin
@@ -375,155 +280,176 @@ async def download_to(
     if dest.exists() and not overwrite:
         raise DestinationExists(f"{dest} already exists; refusing to overwrite")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fs = fs or LocalFS()
-    part = await asyncio.to_thread(_Part, part_path(dest), fs)
+    target = LocalTarget(dest.parent, min_free_bytes=min_free_bytes, fs=fs)
+    try:
+        sink = await target.open_sink_at(
+            dest, expected_size=expected_total(expected_bytes, expected_kb)
+        )
+    except ArchiveUnavailable as exc:
+        # Callers of this path-based API have always seen the OSError itself.
+        if isinstance(exc.__cause__, OSError):
+            raise exc.__cause__ from None
+        raise
+    result = await download_to_sink(
+        http,
+        url,
+        sink,
+        expected_bytes=expected_bytes,
+        expected_kb=expected_kb,
+        bandwidth=bandwidth,
+        chunk_size=chunk_size,
+        timeout=timeout,
+        idle_timeout=idle_timeout,
+    )
+    return dataclasses.replace(result, path=dest)
+
+
+async def download_to_sink(
+    http: aiohttp.ClientSession,
+    url: str,
+    sink: FileSink,
+    *,
+    expected_bytes: int | None,
+    expected_kb: int | None,
+    bandwidth: RateLimiter | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    timeout: float | None = None,
+    idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+) -> DownloadResult:
+    """Stream ``url`` into ``sink`` from ``sink.offset`` on, verify the size, commit.
+
+    The sink is finished when this returns or raises: committed on success; on failure
+    suspended (what it holds is a valid prefix, resumed by the next sink for the same
+    file), or discarded when the bytes belong to the wrong file (SizeMismatch). Sizes and
+    timeouts as in :func:`download_to`; free space is the sink's business
+    (``ensure_room``: local sinks raise DiskFull).
+    """
     try:
         try:
             async with asyncio.timeout(timeout):
                 resumed_from = await _fetch(
                     http,
                     url,
-                    part,
+                    sink,
                     expected_bytes=expected_bytes,
                     expected_kb=expected_kb,
                     bandwidth=bandwidth,
                     chunk_size=max(1, chunk_size),
-                    min_free_bytes=min_free_bytes,
                     idle_timeout=idle_timeout,
                 )
         except TimeoutError as exc:
-            raise DownloadTimeout(f"download timed out after {part.length} bytes", url=url) from exc
+            raise DownloadTimeout(f"download timed out after {sink.offset} bytes", url=url) from exc
         except aiohttp.ClientPayloadError as exc:
-            raise TruncatedDownload(part.length, -1, url=url) from exc
+            raise TruncatedDownload(sink.offset, -1, url=url) from exc
         except aiohttp.TooManyRedirects as exc:
             raise TooManyRedirects("too many redirects", url=url) from exc
         except (aiohttp.ClientError, ConnectionError) as exc:
             raise DownloadConnectionError(
-                f"connection failed after {part.length} bytes: {type(exc).__name__}", url=url
+                f"connection failed after {sink.offset} bytes: {type(exc).__name__}", url=url
             ) from exc
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise DiskFull(part.path) from exc
-            raise
-        if part.length == 0:
+        if sink.offset == 0:
             raise EmptyBody("server sent no bytes", url=url)
-        check_size(part.length, expected_bytes, expected_kb, url=url)
-        await asyncio.to_thread(_finalize, part, dest)
+        check_size(sink.offset, expected_bytes, expected_kb, url=url)
+        stored = await sink.commit()
     except SizeMismatch:
         # The bytes are the wrong file (or the metadata changed): nothing to resume.
-        part.close()
-        with contextlib.suppress(FileNotFoundError):
-            part.path.unlink()
+        await asyncio.shield(sink.discard())
         raise
-    finally:
-        part.close()
+    except BaseException:
+        await asyncio.shield(sink.suspend())
+        raise
+    assert stored.sha256 is not None  # a committed sink always knows it
     return DownloadResult(
-        path=dest, bytes=part.length, sha256=part.hasher.hexdigest(), resumed_from=resumed_from
+        path=getattr(sink, "dest", None),
+        bytes=stored.size,
+        sha256=stored.sha256,
+        resumed_from=resumed_from,
+        store_checksum=stored.store_checksum,
     )
-
-
-def _finalize(part: _Part, dest: Path) -> None:
-    try:
-        part.fs.fsync(part.fd)
-    except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise DiskFull(part.path) from exc
-        raise
-    os.replace(part.path, dest)
-    archive.fsync_dir(dest.parent)
 
 
 async def _fetch(
     http: aiohttp.ClientSession,
     url: str,
-    part: _Part,
+    sink: FileSink,
     *,
     expected_bytes: int | None,
     expected_kb: int | None,
     bandwidth: RateLimiter | None,
     chunk_size: int,
-    min_free_bytes: int,
     idle_timeout: float | None,
 ) -> int:
-    """Fill ``part`` with the whole body; returns how many bytes were reused."""
+    """Fill ``sink`` with the whole body; returns how many bytes were reused."""
     exact = expected_total(expected_bytes, expected_kb)
-    await asyncio.to_thread(part.load, exact)
-    resumed_from = part.length
+    resumed_from = sink.offset
     client_timeout = aiohttp.ClientTimeout(
         total=None, sock_connect=DEFAULT_CONNECT_TIMEOUT, sock_read=idle_timeout
     )
     restarted = False
     while True:
-        # A .part already as long as the file: ask for its last byte again, which proves
-        # the server still has a file of that size and that the byte matches.
-        overlap = 1 if exact is not None and part.length == exact and part.length > 0 else 0
-        range_start = part.length - overlap
+        # A sink already as long as the file: ask for its last byte again, which proves the
+        # server still has a file of that size and that the byte matches.
+        last = b""
+        if exact is not None and sink.offset == exact and sink.offset > 0:
+            last = await sink.last_byte() or b""
+        overlap = len(last)
+        range_start = sink.offset - overlap
         headers = {"Accept-Encoding": "identity"}
-        if part.length > 0:
+        if sink.offset > 0:
             headers["Range"] = f"bytes={range_start}-"
         async with http.get(url, headers=headers, timeout=client_timeout) as resp:
             _raise_for_kaltura_error(resp, url)
-            if resp.status == 416 and part.length > 0 and not restarted:
-                # Our .part is longer than the file (or equal to it): start over.
-                await asyncio.to_thread(part.reset)
+            if resp.status == 416 and sink.offset > 0 and not restarted:
+                # What the sink holds is longer than the file (or equal to it): start over.
+                await sink.reset()
                 resumed_from, restarted = 0, True
                 continue
             if not 200 <= resp.status < 300:
                 raise DownloadHTTPError(resp.status, url=url, retry_after=_retry_after(resp))
-            plan = _plan(resp, range_start if part.length > 0 else 0, url)
+            plan = _plan(resp, range_start if sink.offset > 0 else 0, url)
             if plan is None:
                 # Mismatched Content-Range: discard this answer and fetch the whole file.
                 if restarted:
                     raise ResumeMismatch("server answered a different range", url=url)
-                await asyncio.to_thread(part.reset)
+                await sink.reset()
                 resumed_from, restarted = 0, True
                 continue
-            if plan.start == 0 and part.length > 0:
+            if plan.start == 0 and sink.offset > 0:
                 # 200 to a Range request: the server ignored Range; take the full body.
-                await asyncio.to_thread(part.reset)
+                await sink.reset()
                 resumed_from, overlap = 0, 0
             if plan.total == 0:
                 raise EmptyBody("server sent an empty file", url=url)
             if plan.total is not None:
                 check_size(plan.total, expected_bytes, expected_kb, url=url)
-            expected_last = await asyncio.to_thread(part.last_byte) if overlap else b""
-            await _check_room(part, plan.total or exact, min_free_bytes)
+            expected_last = last if overlap else b""
+            await _check_room(sink, plan.total or exact)
             declared = plan.total or (
                 plan.start + plan.body_length if plan.body_length is not None else -1
             )
             try:
                 received = await _stream(
-                    resp,
-                    part,
-                    plan,
-                    url,
-                    expected_last,
-                    bandwidth,
-                    chunk_size,
-                    min_free_bytes,
-                    exact,
+                    resp, sink, plan, url, expected_last, bandwidth, chunk_size, exact
                 )
             except aiohttp.ClientPayloadError as exc:
                 # Connection closed before Content-Length was reached; the prefix is kept.
-                raise TruncatedDownload(part.length, declared, url=url) from exc
+                raise TruncatedDownload(sink.offset, declared, url=url) from exc
             if plan.body_length is not None and received < plan.body_length:
-                raise TruncatedDownload(part.length, declared, url=url)
-            return resumed_from
+                raise TruncatedDownload(sink.offset, declared, url=url)
             return resumed_from
 
 
 async def _stream(
     resp: aiohttp.ClientResponse,
-    part: _Part,
+    sink: FileSink,
     plan: _Plan,
     url: str,
     expected_last: bytes,
     bandwidth: RateLimiter | None,
     chunk_size: int,
-    min_free_bytes: int,
     exact: int | None,
 ) -> int:
-    """Copy the body into ``part`` in chunks; returns the body bytes received.
+    """Copy the body into ``sink`` in chunks; returns the body bytes received.
 
     ``expected_last`` (resume overlap) is compared with the body's first byte, which is
     not written again. On a network failure the buffered bytes are still written, since
@@ -539,7 +465,7 @@ async def _stream(
             received += len(data)
             if skip:
                 if data[:1] != expected_last:
-                    await asyncio.to_thread(part.reset)  # the file changed since
+                    await sink.reset()  # the file changed since
                     raise ResumeMismatch("server file differs from the .part", url=url)
                 data, skip = data[1:], 0
             buf += data
@@ -547,20 +473,20 @@ async def _stream(
                 if bandwidth is not None:
                     await bandwidth.acquire(len(buf))
                 chunk, buf = buf, bytearray()
-                await asyncio.to_thread(part.append, chunk)
+                await sink.write(chunk)
                 since_check += len(chunk)
                 if since_check >= DISK_CHECK_EVERY:
                     since_check = 0
-                    await _check_room(part, total, min_free_bytes)
+                    await _check_room(sink, total)
     except (aiohttp.ClientError, TimeoutError, ConnectionError, asyncio.CancelledError):
         if buf:
-            with contextlib.suppress(OSError):
-                await asyncio.shield(asyncio.to_thread(part.append, buf))
+            with contextlib.suppress(OSError, DownloadError, ArchiveUnavailable):
+                await asyncio.shield(sink.write(buf))
         raise
     if buf:
         if bandwidth is not None:
             await bandwidth.acquire(len(buf))
-        await asyncio.to_thread(part.append, buf)
+        await sink.write(buf)
     return received
 
 
@@ -594,9 +520,5 @@ def _retry_after(resp: aiohttp.ClientResponse) -> float | None:
         return None
 
 
-async def _check_room(part: _Part, total: int | None, min_free_bytes: int) -> None:
-    remaining = max(0, total - part.length) if total is not None else 0
-    needed = remaining + max(0, min_free_bytes)
-    free = await asyncio.to_thread(part.fs.free_bytes, part.path.parent)
-    if free < needed:
-        raise DiskFull(part.path, needed=needed, free=free)
+async def _check_room(sink: FileSink, total: int | None) -> None:
+    await sink.ensure_room(max(0, total - sink.offset) if total is not None else 0)

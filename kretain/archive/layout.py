@@ -1,5 +1,6 @@
-"""The on-disk archive layout: ``<root>/<partnerId>/<entryId>/`` holding one file per asset
-plus ``entry.json``. Pure file-system code, no network.
+"""The archive layout: ``<root>/<partnerId>/<entryId>/`` holding one file per asset plus
+``entry.json``. The same relative names are used on disk and as object keys under an S3
+prefix. Pure code plus local file-system helpers, no network.
 
 Every name that reaches the file system comes from the Kaltura API, which we do not trust:
 ids are checked against Kaltura's id shape and anything else is encoded; extensions are
@@ -77,9 +78,27 @@ def safe_join(root: Path | str, *parts: str) -> Path:
 
 def entry_dir(archive_root: Path, partner_id: int, entry_id: str) -> Path:
     """``<root>/<partnerId>/<entryId>/`` (not created). Refuses escapes from the root."""
+    return safe_join(archive_root, *entry_rel(partner_id, entry_id).split("/"))
+
+
+def entry_rel(partner_id: int, entry_id: str) -> str:
+    """``<partnerId>/<entryId>``: an entry's place relative to any archive root or prefix."""
     if isinstance(partner_id, bool) or not isinstance(partner_id, int):
         raise ArchivePathError(f"partner id must be an int, got {partner_id!r}")
-    return safe_join(archive_root, str(partner_id), safe_component(entry_id))
+    return f"{partner_id}/{safe_component(entry_id)}"
+
+
+def check_rel(rel_path: str) -> str:
+    """``rel_path`` if it is a usable relative name (``a/b/c``): no empty, ``.`` or ``..``
+    component, no leading ``/``, no NUL or backslash. Object stores take any key, so this is
+    the guard that keeps keys inside the prefix (safe_join does the same on disk)."""
+    if not isinstance(rel_path, str) or not rel_path:
+        raise ArchivePathError(f"unusable relative path {rel_path!r}")
+    if "\x00" in rel_path or "\\" in rel_path:
+        raise ArchivePathError(f"unusable relative path {rel_path!r}")
+    if any(part in ("", ".", "..") for part in rel_path.split("/")):
+        raise ArchivePathError(f"unusable relative path {rel_path!r}")
+    return rel_path
 
 
 def asset_filename(asset_id: str, file_ext: str | None, kind: AssetKind | str) -> str:
@@ -103,37 +122,53 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_entry_json(directory: Path, metadata: dict[str, Any]) -> Path:
-    """Write ``entry.json`` atomically: temp file, fsync, rename, fsync the directory.
+def dump_json(doc: dict[str, Any]) -> bytes:
+    """The bytes of a JSON document in the archive (the same on disk and in S3)."""
+    text = json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    return (text + "\n").encode("utf-8")
 
-    A reader sees either the old file or the new one, never a torn write.
+
+def load_json(data: bytes, where: str) -> dict[str, Any]:
+    """Parse a JSON object written by :func:`dump_json`; ValueError names ``where``."""
+    value = json.loads(data.decode("utf-8"))
+    if not isinstance(value, dict):
+        raise ValueError(f"{where} does not hold a JSON object")
+    return value
+
+
+def write_json_atomic(path: Path, doc: dict[str, Any]) -> Path:
+    """Write ``path`` atomically: temp file, fsync, rename, fsync the directory.
+
+    A reader sees either the old file or the new one, never a torn write. The document is
+    serialised before anything is touched, so a value that cannot be written leaves no trace.
     """
+    data = dump_json(doc)
+    directory = path.parent
     directory.mkdir(parents=True, exist_ok=True)
-    data = json.dumps(metadata, indent=2, sort_keys=True, ensure_ascii=False, default=str)
-    final = directory / ENTRY_JSON
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{ENTRY_JSON}.", suffix=".tmp", dir=directory)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-            fh.write("\n")
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp_name, final)
+        os.replace(tmp_name, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
     fsync_dir(directory)
-    return final
+    return path
+
+
+def write_entry_json(directory: Path, metadata: dict[str, Any]) -> Path:
+    """Write ``<directory>/entry.json`` atomically (see :func:`write_json_atomic`)."""
+    return write_json_atomic(directory / ENTRY_JSON, metadata)
 
 
 def read_entry_json(directory: Path) -> dict[str, Any]:
     """The metadata written by :func:`write_entry_json`."""
-    with open(directory / ENTRY_JSON, encoding="utf-8") as fh:
-        value = json.load(fh)
-    if not isinstance(value, dict):
-        raise ValueError(f"{directory / ENTRY_JSON} does not hold a JSON object")
-    return value
+    path = directory / ENTRY_JSON
+    return load_json(path.read_bytes(), str(path))
 
 
 def free_bytes(path: Path | str) -> int:
