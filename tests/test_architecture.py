@@ -13,7 +13,12 @@ _WRITES_ENTRIES = re.compile(
     r"\b(UPDATE\s+entries\b|INSERT\s+(OR\s+\w+\s+)?INTO\s+entries\b)", re.I
 )
 _NAMES_STATE = re.compile(r"\bstate\b\s*(=|,|\))", re.I)
-_SQL = re.compile(r"^\s*(SELECT|UPDATE|INSERT|DELETE|CREATE|DROP|ALTER|WITH|PRAGMA)\b", re.I)
+_SQL = re.compile(
+    r"^\s*(SELECT\s.+\bFROM\b|UPDATE\s+\w+\s+SET\b|INSERT\s+(OR\s+\w+\s+)?INTO\b"
+    r"|DELETE\s+FROM\b|CREATE\s+(TEMP\s+)?(TABLE|INDEX|VIEW|TRIGGER)\b|DROP\s+\w+\s+\w"
+    r"|ALTER\s+TABLE\b|PRAGMA\s+\w+|WITH\s+\w+\s+AS\b)",
+    re.I | re.S,
+)
 
 
 def _strings(path: Path) -> list[tuple[int, str]]:
@@ -56,6 +61,10 @@ def test_the_scan_sees_a_state_write() -> None:
     ):
         assert _WRITES_ENTRIES.search(sql) and _NAMES_STATE.search(sql), sql
     assert not _NAMES_STATE.search("UPDATE entries SET held_reason = ? WHERE id = ?")
+    for sql in ("SELECT id FROM entries", "DELETE FROM meta WHERE key = ?", "PRAGMA user_version"):
+        assert _SQL.match(sql), sql
+    for text in ("delete", "delete.done", "select a rule", "update the archive"):
+        assert not _SQL.match(text), text
 
 
 def test_workers_hold_no_sql() -> None:
