@@ -221,7 +221,7 @@ class Policy:
     def needs_backup(self, rule_name: str | None) -> bool:
         """Whether entries of this rule are deleted only after a verified backup: every
         delete_entry rule unless it says ``backup = false``. A rule this policy does not
-        know (renamed since the audit) needs one: fail safe."""
+        know (renamed after the entry was audited) needs one: fail safe."""
         rule = next((r for r in self.rules if r.name == rule_name), None)
         if rule is None:
             return True
