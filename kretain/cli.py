@@ -554,6 +554,55 @@ def verify(obj: Context, checksums: bool, archive: Path | None) -> None:
 
 @cli.command()
 @click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for the notices (one Markdown and one CSV per owner, plus owners.csv).",
+)
+@pass_ctx
+def notify(obj: Context, out_dir: Path) -> None:
+    """Write a notice for every owner with entries due, and start their notice period.
+
+    Each notice lists the owner's entries (title, id, created, last played), what will
+    happen to each (deleted with a copy archived, or extra copies removed) and the date
+    after which it happens. Send them by mail merge or your own mailer. Each entry's first
+    notice is recorded (`notified_at`); with `notice_days` set ([delete] in kretain.toml,
+    or KRETAIN_NOTICE_DAYS), `kretain run --delete --yes` acts on an entry only when its
+    owner was notified at least that many days before.
+    """
+    from kretain.store import queries
+    from kretain.store.db import open_store
+    from kretain.workers.notify import notify as write_notices
+
+    settings = obj.settings()
+
+    async def go() -> Any:
+        async with await open_store(settings.db) as store:
+            run_id = await queries.start_run(store, "notify", {"out": str(out_dir)})
+            result = await write_notices(
+                store,
+                out_dir,
+                policy=settings.policy,
+                notice_days=settings.notice_days,
+                run_id=run_id,
+            )
+            await queries.finish_run(store, run_id, "ok", vars(result))
+            return result
+
+    result = _run_async(go())
+    render(
+        Table(
+            ["owners", "entries", "newly notified", "notices in"],
+            [(result.owners, result.entries, result.newly_notified, result.out_dir)],
+        ),
+        "table",
+        sys.stdout,
+    )
+
+
+@cli.command()
+@click.option(
     "--stage",
     "stages",
     type=click.Choice(["size", "backup", "delete"]),

@@ -48,7 +48,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +74,7 @@ __all__ = [
     "carried_out",
     "count_exhausted",
     "counts_by_state",
+    "due_by_owner",
     "due_later",
     "entries_after",
     "entries_in_state",
@@ -150,6 +151,25 @@ async def due_later(store: Store, after_id: str, limit: int) -> list[EntryRow]:
         (after_id, limit),
     )
     return [EntryRow.from_row(r) for r in rows]
+
+
+async def due_by_owner(store: Store) -> AsyncIterator[tuple[str | None, list[EntryRow]]]:
+    """Every entry the policy will act on and kretain has not yet (an action, in a live state),
+    grouped by owner, oldest first within an owner."""
+    rows = await store.fetchall(
+        "SELECT * FROM entries WHERE action IS NOT NULL AND state IN ('candidate', 'sized', "
+        "'downloading', 'archived', 'backup_failed', 'delete_failed', 'deleting', 'error') "
+        "ORDER BY coalesce(owner, ''), created_at, id"
+    )
+    group: list[EntryRow] = []
+    for raw in rows:
+        row = EntryRow.from_row(raw)
+        if group and (group[0].owner or "") != (row.owner or ""):
+            yield group[0].owner, group
+            group = []
+        group.append(row)
+    if group:
+        yield group[0].owner, group
 
 
 async def archive_uris(store: Store, state: State | str) -> set[str | None]:

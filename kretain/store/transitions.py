@@ -90,6 +90,7 @@ __all__ = [
     "move_many_job",
     "record_api_event",
     "record_intent",
+    "record_notices",
     "release",
     "release_expired",
     "release_run",
@@ -689,6 +690,32 @@ async def record_intent(
             _EVENT_SQL,
             (when, run_id, entry_id, asset_id, "intent", None, None, call, "intent", detail),
         )
+
+
+async def record_notices(
+    store: Store,
+    entry_ids: Collection[str],
+    *,
+    run_id: int | None,
+    detail: str | None = None,
+    now: int | None = None,
+) -> None:
+    """Stamp ``notified_at`` on entries their owner was just told about (first notice only:
+    the notice period counts from it), with a kind "notice" event each."""
+    when = _wall_now() if now is None else now
+    ids = list(entry_ids)
+
+    def write(conn: sqlite3.Connection) -> None:
+        conn.executemany(
+            "UPDATE entries SET notified_at = ? WHERE id = ? AND notified_at IS NULL",
+            [(when, i) for i in ids],
+        )
+        conn.executemany(
+            _EVENT_SQL,
+            [(when, run_id, i, None, "notice", None, None, None, "notified", detail) for i in ids],
+        )
+
+    await store.write(write)
 
 
 async def unresolved_intents(

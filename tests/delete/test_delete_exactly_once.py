@@ -1,0 +1,100 @@
+"""Exactly once under crashes, lost answers and a partner limit below the configured rate."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from conftest import SPEC, Setup, audited
+
+from kretain.simulator.testing import admitted_times, max_in_window, run_simulator
+
+
+def _ok_counts(setup: Setup, action: str) -> Counter[str]:
+    return Counter(setup.ok_calls(action))
+
+
+def _assert_recorded_exactly_once(setup: Setup) -> None:
+    """Every delete Kaltura applied is recorded, none twice, none that Kaltura still has."""
+    deletes = _ok_counts(setup, "baseentry.delete")
+    flavors = _ok_counts(setup, "flavorasset.delete")
+    assert deletes and max(deletes.values()) == 1 and max(flavors.values()) == 1
+    states = setup.states()
+    assert {e for e, s in states.items() if s == "deleted"} == set(deletes)
+    for entry_id in deletes:
+        assert setup.sim.partner.sql("SELECT status FROM entries WHERE id = ?", (entry_id,)) == [
+            (3,)
+        ]
+    assert "deleting" not in states.values() and "delete_failed" not in states.values()
+    removed = {r[0] for r in setup.sql("SELECT id FROM assets WHERE removed_at IS NOT NULL")}
+    assert removed == set(flavors)
+
+
+def test_lost_answers_are_recorded_exactly_once(setup: Setup) -> None:
+    setup.sim.knobs.lost_answer = 0.05
+    setup.sim.knobs.fault_seed = 3
+    result = setup.run("--delete", "--yes")
+    assert result.exit_code == 0, result.output
+    lost = [m for m in setup.sim.mutations if m["answer_lost"]]
+    assert len(lost) >= 3  # the fault did happen
+    _assert_recorded_exactly_once(setup)
+
+
+def test_a_partner_limit_below_the_configured_rate(setup: Setup) -> None:
+    setup.sim.knobs.set_rate_limit("baseEntry.delete", 5, 1.0)
+    result = setup.run(
+        "--delete", "--yes", "--max-deletes", "40",
+        KRETAIN_DELETE_RATE="8", KRETAIN_DELETE_WINDOW="1",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    calls = [
+        m for m in setup.sim.mutations if (m["service"], m["action"]) == ("baseentry", "delete")
+    ]
+    blocked = [m for m in calls if m["outcome"] == "ACTION_BLOCKED"]
+    assert len(calls) - len(blocked) >= 20
+    assert len(blocked) <= 0.15 * len(calls)  # it slowed down instead of hammering
+    assert max_in_window(admitted_times(setup.sim.mutations, "baseEntry.delete"), 1.0) <= 5
+    assert "ACTION_BLOCKED" in result.output  # the pace table reports it
+
+
+def _kretain_process(setup: Setup) -> subprocess.Popen[bytes]:
+    env = {**os.environ, **setup.env}
+    return subprocess.Popen(
+        [sys.executable, "-m", "kretain", "--db", str(setup.db), "run", "--no-progress",
+         "--delete", "--yes"],
+        env=env, cwd=setup.dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def test_sigkill_at_random_moments_then_runs_until_done(tmp_path: Path) -> None:
+    # The reference: the same partner, deleted without interruption.
+    with run_simulator(SPEC) as sim:
+        reference = audited(sim, tmp_path / "reference")
+        assert reference.run("--delete", "--yes").exit_code == 0
+        want = reference.states()
+    rng = random.Random(7)
+    with run_simulator(SPEC) as sim:
+        setup = audited(sim, tmp_path / "killed")
+        sim.knobs.latency_ms = 40  # deletes take seconds, so kills land in the middle
+        kills = 0
+        for _ in range(8):
+            child = _kretain_process(setup)
+            time.sleep(rng.uniform(1.0, 3.5))
+            if child.poll() is not None:
+                break  # it finished before the kill
+            os.kill(child.pid, signal.SIGKILL)
+            child.wait(timeout=20)
+            kills += 1
+        assert kills >= 3
+        sim.knobs.latency_ms = 0
+        for _ in range(3):  # then runs until done
+            result = setup.run("--delete", "--yes")
+            assert result.exit_code == 0, result.output
+        assert setup.states() == want
+        _assert_recorded_exactly_once(setup)
