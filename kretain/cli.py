@@ -691,6 +691,9 @@ def demo(entries: int, burst: int, directory: Path, seed: int) -> None:
     show_default=True,
     help="Days a recycled entry stays in the bin before it is deleted.",
 )
+@click.option(
+    "--max-file-bytes", type=int, help="Cap on every file's size (small archives, fast tries)."
+)
 @click.option("--latency-ms", default=0.0, show_default=True, help="Added to every API request.")
 @click.option(
     "--rate-limit",

@@ -20,6 +20,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--recycle-retention-days", type=int, default=30, help="days before the bin empties"
     )
+    parser.add_argument(
+        "--max-file-bytes", type=int, default=None, help="cap on every file's size (fast tries)"
+    )
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument(
         "--rate-limit",

@@ -55,8 +55,9 @@ def build_app(
     app[SIM_KEY] = sim
     app[BUCKET_KEY] = TokenBucket()
     app.router.add_route("*", "/api_v3", _api)
-    app.router.add_route("*", "/api_v3/{tail:.*}", _api)
-    app.router.add_route("*", "/p/{pid}/sp/{sp}/serveFlavor/{tail:.*}", _serve_flavor)
+    # [\s\S]: a decoded name in a URL may hold a newline, which "." does not match.
+    app.router.add_route("*", r"/api_v3/{tail:[\s\S]*}", _api)
+    app.router.add_route("*", r"/p/{pid}/sp/{sp}/serveFlavor/{tail:[\s\S]*}", _serve_flavor)
 
     async def _close(_: web.Application) -> None:
         sim.close()
@@ -377,6 +378,7 @@ def simulator_main(
     traps: bool = True,
     recycle_bin: bool = False,
     recycle_retention_days: int = 30,
+    max_file_bytes: int | None = None,
     latency_ms: float = 0.0,
     rate_limits: Sequence[str] = (),
     no_rate_limits: bool = False,
@@ -396,6 +398,7 @@ def simulator_main(
         traps=traps,
         recycle_bin=recycle_bin,
         recycle_retention_days=recycle_retention_days,
+        max_file_bytes=max_file_bytes,
     )
     knobs = Knobs(
         latency_ms=latency_ms,

@@ -141,3 +141,20 @@ async def test_bandwidth_limit_paces_download(serve_sim):
             assert len(await r.read()) == 400_000
         elapsed = time.monotonic() - started
         assert 0.3 < elapsed < 3.0
+
+
+async def test_a_name_with_a_newline_still_downloads() -> None:
+    """getUrl carries the entry's name in the URL; a decoded newline must not 404 the file."""
+    with run_simulator(PartnerSpec(entries=2000, seed=1, traps=True)) as sim:
+        named = sim.partner.sql(
+            "SELECT id FROM entries WHERE name LIKE '%' || char(10) || '%' AND status = 2 "
+            "AND n_flavors > 0 AND entitled_only = 0 LIMIT 1"
+        )
+        assert named, "the partner should hold a name with a newline"
+        flavor = next(a for a in sim.partner.assets_of(named[0][0]) if a["kind"] == "flavor")
+        size, seed = sim.partner.asset_content(flavor["id"])
+        async with aiohttp.ClientSession() as http:
+            url = await _api(http, sim, "flavorAsset", "getUrl", ks=_ks(sim), id=flavor["id"])
+            assert "%0A" in url
+            async with http.get(url) as r:
+                assert r.status == 200 and await r.read() == content_bytes(seed, 0, size)

@@ -1,0 +1,163 @@
+"""Benchmark the delete stage: 10,000+ entry deletes and 5,000+ flavor strips at a limit.
+
+    .venv/bin/python bench/delete.py [--entries 32000] [--rate 50] [--window 1]
+                                     [--latency-ms 50] [--work /tmp/kretain-bench-delete]
+
+1. A simulated partner (small files) is audited and backed up by `kretain run --archive`
+   in a child process, against a simulator without latency (set-up, not measured).
+2. A simulator with ``--latency-ms`` on every API request and the partner's own limit on
+   baseEntry.delete and flavorAsset.delete (``--rate`` calls per ``--window`` seconds) then
+   serves the delete stage, run here with the same rate configured: each entry re-checked in
+   batches, every archive re-hashed on the way, every call paced.
+
+Prints, per call, the rate achieved as a share of the limit (target at least 95%), the
+ACTION_BLOCKED answers, and this process's peak memory. The simulator runs in its own
+process (it stands in for Kaltura), so the figures are kretain's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from kretain.config import load_settings
+from kretain.kaltura.client import KalturaClient
+from kretain.log import configure_logging
+from kretain.simulator.partner import Partner, PartnerSpec
+from kretain.store import queries
+from kretain.store.db import open_store
+from kretain.workers.context import RunContext
+from kretain.workers.delete import DeleteOptions, delete, plan_path_for
+from kretain.workers.runner import client_config
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_simulator(
+    spec: PartnerSpec, db: Path, latency_ms: float, limits: list[str]
+) -> tuple[subprocess.Popen[str], str]:
+    rules = [x for limit in limits for x in ("--rate-limit", limit)] or ["--no-rate-limits"]
+    cmd = [
+        sys.executable, "-m", "kretain.simulator", "--port", str(free_port()),
+        "--entries", str(spec.entries), "--seed", str(spec.seed), "--db", str(db),
+        "--latency-ms", str(latency_ms), "--max-file-bytes", str(spec.max_file_bytes),
+        "--no-traps", *rules,
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if " at http://" in line:
+            return proc, line.split(" at ", 1)[1].strip()
+    raise SystemExit(f"simulator did not start (exit {proc.wait()})")
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=32_000)
+    parser.add_argument("--rate", type=int, default=50, help="the partner's limit per window")
+    parser.add_argument("--window", type=float, default=1.0, help="seconds")
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/kretain-bench-delete"))
+    args = parser.parse_args()
+    configure_logging(console=True, level="WARNING")
+
+    spec = PartnerSpec(entries=args.entries, seed=3, traps=False, max_file_bytes=4096)
+    shutil.rmtree(args.work, ignore_errors=True)
+    args.work.mkdir(parents=True)
+    partner_db = args.work / "partner.sqlite"
+    Partner.create(spec, str(partner_db)).close()
+    as_of = datetime.fromtimestamp(spec.now, UTC).date().isoformat()
+    db, archive = args.work / "k.db", args.work / "archive"
+
+    proc, url = start_simulator(spec, partner_db, 0, [])
+    env = {
+        **os.environ,
+        "KALTURA_SERVICE_URL": url,
+        "KALTURA_PARTNER_ID": str(spec.partner_id),
+        "KALTURA_ADMIN_SECRET": spec.admin_secret,
+        "KRETAIN_AS_OF": as_of,
+        "KRETAIN_ARCHIVE": str(archive),
+    }
+    started = time.monotonic()
+    try:
+        setup = subprocess.run(
+            [sys.executable, "-m", "kretain", "--db", str(db), "run", "--no-progress"],
+            env=env, cwd=args.work, capture_output=True, text=True,
+        )  # fmt: skip
+    finally:
+        stop(proc)
+    if setup.returncode != 0:
+        raise SystemExit(f"set-up run failed:\n{setup.stdout}\n{setup.stderr}")
+    print(f"set-up: {args.entries:,} entries audited and backed up in "
+          f"{time.monotonic() - started:.0f} s")  # fmt: skip
+
+    limits = [f"{call}={args.rate}/{args.window:g}" for call in
+              ("baseentry.delete", "flavorasset.delete")]  # fmt: skip
+    proc, url = start_simulator(spec, partner_db, args.latency_ms, limits)
+    try:
+        settings = load_settings(
+            {"service_url": url, "partner_id": str(spec.partner_id), "db": str(db),
+             "as_of": as_of, "archive": str(archive)},
+            {"KALTURA_ADMIN_SECRET": spec.admin_secret}, args.work, None,
+        )  # fmt: skip
+        result, elapsed = asyncio.run(_deletes(settings, args))
+    finally:
+        stop(proc)
+    print(f"delete stage: {result.deleted:,} entries deleted, {result.stripped:,} stripped "
+          f"({result.flavors_deleted:,} flavors), {result.held:,} held back, "
+          f"{result.failed} failed, in {elapsed:.0f} s")  # fmt: skip
+    for call, c in sorted(result.calls.items()):
+        share = (c["per_window"] or 0) / args.rate
+        print(
+            f"  {call:20s} {c['calls']:7,d} calls  {c['per_window']:6.1f} per {args.window:g} s"
+            f" = {share:6.1%} of the limit (target >= 95%)  ACTION_BLOCKED {c['blocked']}"
+        )
+    print(f"  peak memory (RSS)    {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}"
+          " MB (this process: the delete stage and its archive re-hashing)")  # fmt: skip
+
+
+async def _deletes(settings, args):  # type: ignore[no-untyped-def]
+    async with KalturaClient(client_config(settings)) as client:
+        await client.ks()
+        async with await open_store(settings.db) as store:
+            run_id = await queries.start_run(store, "bench-delete", {})
+            ctx = RunContext(store, client, run_id=run_id, policy=settings.policy,
+                             as_of=settings.as_of)  # fmt: skip
+            options = DeleteOptions(
+                act=True,
+                rate=args.rate,
+                window=args.window,
+                archive_root=Path(settings.archive),
+                plan_path=plan_path_for(store.path, run_id),
+            )
+            started = time.monotonic()
+            result = await delete(ctx, options=options)
+            elapsed = time.monotonic() - started
+            await queries.finish_run(store, run_id, "ok", result.as_counts())
+            return result, elapsed
+
+
+if __name__ == "__main__":
+    main()
