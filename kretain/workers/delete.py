@@ -122,12 +122,12 @@ class DeleteOptions:
     notice_days: int = 0
     archive_root: Path | None = None  # None: no archive, so no row that needs one is deleted
     plan_path: Path | None = None
-    concurrency: int = 2  # batches in flight: one re-checks and hashes while one acts
+    concurrency: int = 3  # batches in flight: some re-check and hash while others act
     batch_size: int = MAX_BATCH_SIZE
     lease_seconds: int = 900
     max_attempts: int = 5
     blocked_attempts: int = 12  # ACTION_BLOCKED answers one call may get before it fails
-    act_concurrency: int = 8  # entries acted on at once within a batch
+    act_concurrency: int = 16  # entries acted on at once within a batch
     hash_concurrency: int = 2
 
 
@@ -774,30 +774,56 @@ async def delete(ctx: RunContext, *, options: DeleteOptions | None = None) -> De
         for r in ctx.policy.rules
         if r.action == "delete_entry" and r.name not in backup_rules
     )
-    loop = ClaimLoop(
-        ctx,
-        [
-            ClaimPhase(
-                (State.DELETE_FAILED,),
-                State.DELETE_FAILED,
-                max_attempts=opts.max_attempts,
-                up_front=True,
-            ),
-            ClaimPhase(
-                (State.ARCHIVED,), State.ARCHIVED, action=Action.DELETE_ENTRY, policies=backup_rules
-            ),
-            ClaimPhase((State.SIZED,), State.SIZED, action=Action.DELETE_ENTRY, policies=no_backup),
-            ClaimPhase((State.SIZED,), State.SIZED, action=Action.DELETE_FLAVORS),
-        ],
-        batch_size=opts.batch_size,
-        concurrency=max(1, opts.concurrency),
-        lease_seconds=opts.lease_seconds,
-        stop=stage.stop,
-    )
-    stage.total = await loop.pending()
+    # Entry deletes and flavor strips are paced by different limiters: two claim loops let
+    # both run at their own rate at the same time instead of one after the other.
+    loops = [
+        ClaimLoop(
+            ctx,
+            [
+                ClaimPhase(
+                    (State.DELETE_FAILED,),
+                    State.DELETE_FAILED,
+                    action=Action.DELETE_ENTRY,
+                    max_attempts=opts.max_attempts,
+                    up_front=True,
+                ),
+                ClaimPhase(
+                    (State.ARCHIVED,),
+                    State.ARCHIVED,
+                    action=Action.DELETE_ENTRY,
+                    policies=backup_rules,
+                ),
+                ClaimPhase(
+                    (State.SIZED,), State.SIZED, action=Action.DELETE_ENTRY, policies=no_backup
+                ),
+            ],
+            batch_size=opts.batch_size,
+            concurrency=max(1, opts.concurrency),
+            lease_seconds=opts.lease_seconds,
+            stop=stage.stop,
+        ),
+        ClaimLoop(
+            ctx,
+            [
+                ClaimPhase(
+                    (State.DELETE_FAILED,),
+                    State.DELETE_FAILED,
+                    action=Action.DELETE_FLAVORS,
+                    max_attempts=opts.max_attempts,
+                    up_front=True,
+                ),
+                ClaimPhase((State.SIZED,), State.SIZED, action=Action.DELETE_FLAVORS),
+            ],
+            batch_size=opts.batch_size,
+            concurrency=max(1, opts.concurrency),
+            lease_seconds=opts.lease_seconds,
+            stop=stage.stop,
+        ),
+    ]
+    stage.total = sum([await loop.pending() for loop in loops])
     try:
         await _not_due(ctx, stage)
-        await loop.run(stage.batch)
+        await asyncio.gather(*(loop.run(stage.batch) for loop in loops))
     finally:
         stage.plan.close()
     result.exhausted = await queries.count_exhausted(

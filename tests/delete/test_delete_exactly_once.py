@@ -81,7 +81,7 @@ def test_sigkill_at_random_moments_then_runs_until_done(tmp_path: Path) -> None:
     rng = random.Random(7)
     with run_simulator(SPEC) as sim:
         setup = audited(sim, tmp_path / "killed")
-        sim.knobs.latency_ms = 40  # deletes take seconds, so kills land in the middle
+        sim.knobs.latency_ms = 100  # deletes take seconds, so kills land in the middle
         kills = 0
         for _ in range(8):
             child = _kretain_process(setup)

@@ -54,12 +54,17 @@ async def test_blocked_lowers_the_rate_and_pauses_every_caller(monkeypatch) -> N
         await real_sleep(0)
 
     monkeypatch.setattr(asyncio, "sleep", fake_sleep)
-    limiter = WindowLimiter(35, 10.0, clock=clock, rand=lambda: 0.5)
-    await limiter.acquire()
+    limiter = WindowLimiter(1000, 10.0, clock=clock, rand=lambda: 0.5)
+    for _ in range(36):  # the partner's real limit is 35 per window: the 36th is blocked
+        await limiter.acquire()
     wait = limiter.blocked()
-    assert wait == 11.0 and limiter.limit == 28 and limiter.stats.blocked == 1
+    assert wait == 11.0 and limiter.limit == 35 and limiter.stats.blocked == 1
     await limiter.acquire()  # waits out the pause: no call inside the server's window
     assert clock.now >= 11.0
-    for _ in range(20):
+    # A late call that lands in the server's window costs one call per window, no more.
+    for _ in range(34):
+        await limiter.acquire()
+    assert limiter.blocked() == 11.0 and limiter.limit == 34
+    for _ in range(40):
         limiter.blocked()
     assert limiter.limit == 1  # never below one call per window
