@@ -15,7 +15,7 @@ the wall clock, in Unix seconds):
         Batched move in one transaction. Returns the ids that did NOT move (not found or in
         another state). strict=True raises StateConflictError instead and moves nothing.
     claim(store, from_state, to_state, limit, run_id, lease_seconds, *, action=None,
-          max_attempts=None, now=None) -> list[EntryRow]
+          max_attempts=None, entry_ids=None, now=None) -> list[EntryRow]
         Atomically pick up to ``limit`` unleased (or lease-expired) rows in ``from_state`` (a
         state or a collection of states), oldest created first, move them to ``to_state`` and
         stamp lease_owner/lease_expires_at/lease_from_state. from == to is a pure lease (no event).
@@ -385,13 +385,15 @@ async def claim(
     *,
     action: Action | str | None = None,
     max_attempts: int | None = None,
+    entry_ids: Collection[str] | None = None,
     now: int | None = None,
 ) -> list[EntryRow]:
     """Lease up to ``limit`` rows: move them from_state -> to_state stamped with ``run_id``.
 
     Skips rows leased by anyone whose lease has not expired. ``action`` restricts to rows with
     that action; ``max_attempts`` skips rows whose failure counter for their state has reached
-    it (the retry limit of a stage; states.ATTEMPTS_COLUMN).
+    it (the retry limit of a stage; states.ATTEMPTS_COLUMN); ``entry_ids`` (at most 500)
+    restricts to those rows (a restore of named entries).
     Returns the claimed rows as they are after the move.
     """
     froms = _states(from_state)
@@ -402,7 +404,7 @@ async def claim(
     if limit <= 0:
         return []
     when = _wall_now() if now is None else now
-    where, params = _claimable(froms, action, max_attempts, when)
+    where, params = _claimable(froms, action, max_attempts, when, entry_ids)
 
     def write(conn: sqlite3.Connection) -> list[Any]:
         rows = conn.execute(
@@ -453,11 +455,21 @@ async def claim(
 
 
 def _claimable(
-    froms: Sequence[State], action: Action | str | None, max_attempts: int | None, when: int
+    froms: Sequence[State],
+    action: Action | str | None,
+    max_attempts: int | None,
+    when: int,
+    entry_ids: Collection[str] | None = None,
 ) -> tuple[list[str], list[Any]]:
     """The WHERE terms (and parameters) of rows a claim may take."""
     where = [f"state IN ({_marks(len(froms))})", "(lease_owner IS NULL OR lease_expires_at <= ?)"]
     params: list[Any] = [*map(str, froms), when]
+    if entry_ids is not None:
+        ids = list(entry_ids)
+        if len(ids) > _CHUNK:
+            raise StoreError(f"a claim names at most {_CHUNK} entries, got {len(ids)}")
+        where.append(f"id IN ({_marks(len(ids))})")
+        params += ids
     if action is not None:
         where.append("action = ?")
         params.append(str(Action(action)))
@@ -476,11 +488,12 @@ async def count_claimable(
     *,
     action: Action | str | None = None,
     max_attempts: int | None = None,
+    entry_ids: Collection[str] | None = None,
     now: int | None = None,
 ) -> int:
     """How many rows a claim with these arguments could take now (a stage's total)."""
     when = _wall_now() if now is None else now
-    where, params = _claimable(_states(from_state), action, max_attempts, when)
+    where, params = _claimable(_states(from_state), action, max_attempts, when, entry_ids)
     row = await store.fetchone(f"SELECT count(*) FROM entries WHERE {' AND '.join(where)}", params)
     return int(row[0])
 

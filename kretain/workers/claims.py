@@ -48,6 +48,7 @@ class ClaimPhase:
     action: Action | None = None
     max_attempts: int | None = None
     up_front: bool = False
+    entry_ids: frozenset[str] | None = None  # only these rows (at most 500): a restore's
 
 
 class ClaimLoop:
@@ -114,6 +115,7 @@ class ClaimLoop:
                 phase.states,
                 action=phase.action,
                 max_attempts=phase.max_attempts,
+                entry_ids=phase.entry_ids,
             )
         return total
 
@@ -150,6 +152,7 @@ class ClaimLoop:
             self.lease_seconds,
             action=phase.action,
             max_attempts=phase.max_attempts,
+            entry_ids=phase.entry_ids,
         )
         self.held.update(r.id for r in rows)
         self.claimed += len(rows)
