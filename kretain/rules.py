@@ -48,6 +48,7 @@ __all__ = [
     "ENTRY_DELETED",
     "ENTRY_NOT_SENT",
     "ENTRY_NOT_SETTABLE",
+    "ENTRY_NO_CONTENT",
     "ENTRY_READY",
     "ENTRY_RESTORED_FIELDS",
     "ENTRY_STATUS_NAMES",
@@ -192,6 +193,7 @@ def wire_bool(value: Any, name: str) -> bool:
 
 ENTRY_READY = "2"
 ENTRY_DELETED = "3"
+ENTRY_NO_CONTENT = "7"  # media.add made it; no source attached yet
 # KalturaEntryStatus names, for reasons and reports.
 ENTRY_STATUS_NAMES: dict[str, str] = {
     "-2": "ERROR_IMPORTING",
@@ -883,13 +885,20 @@ def entry_for_add(
 
 
 def asset_for_add(kind: str, asset_wire: Mapping[str, Any]) -> dict[str, Any]:
-    """The fields ``<kind>Asset.add`` gets to re-create an archived asset."""
+    """The fields ``<kind>Asset.add`` gets to re-create an archived asset. A thumbnail's
+    default mark is not sent as a tag: the restore sets it with thumbAsset.setAsDefault
+    once the thumbnails are in, as the server moves that tag itself."""
     out: dict[str, Any] = {}
     for name in ASSET_RESTORED_FIELDS[kind]:
         value = asset_wire.get(name)
         if value is None or value == "" or isinstance(value, dict | list):
             continue
         out[name] = value
+    if kind == "thumb" and "tags" in out:
+        kept = [t.strip() for t in str(out["tags"]).split(",") if t.strip() != DEFAULT_THUMB_TAG]
+        out["tags"] = ",".join(t for t in kept if t)
+        if not out["tags"]:
+            del out["tags"]
     return out
 
 

@@ -21,7 +21,7 @@ import json
 import os
 import socket
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -50,46 +50,79 @@ class FileChanged(OSError):
     """The file part's bytes on disk are not there any more (cut short while sent)."""
 
 
-class FilePart:
-    """``length`` bytes of the file at ``path`` from ``offset``, sent as a file part.
+ByteSource = Callable[[int], AsyncIterator[bytes]]  # a file's bytes from an offset, in blocks
 
-    Each send reads the range afresh, in UPLOAD_BLOCK pieces, and hashes what it sends:
-    after a send ``sha256`` is the hex digest of the bytes that went out and ``sent`` their
-    count (a send cut short leaves ``sent < length``). A file shorter than promised raises
+
+def local_file(path: str | os.PathLike[str]) -> ByteSource:
+    """A ByteSource reading a local file in UPLOAD_BLOCK pieces (off the event loop)."""
+
+    async def read(start: int) -> AsyncIterator[bytes]:
+        with open(path, "rb") as fh:
+            fh.seek(start)
+            while block := await asyncio.to_thread(fh.read, UPLOAD_BLOCK):
+                yield block
+
+    return read
+
+
+class FilePart:
+    """``length`` bytes from ``offset`` of a file (a path, or a ByteSource such as an
+    archive's reader), sent as a file part.
+
+    Each send reads the range afresh and hashes what it sends: after a send ``sha256`` is
+    the hex digest of the bytes that went out and ``sent`` their count (a send cut short
+    leaves ``sent < length``). A source shorter than promised sets ``cut_short`` and raises
     FileChanged in the middle of the body, so the server never takes a short part.
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, filename: str, offset: int = 0, length: int
+        self,
+        source: ByteSource | str | os.PathLike[str],
+        *,
+        filename: str,
+        offset: int = 0,
+        length: int,
     ) -> None:
         if offset < 0 or length < 0:
             raise ValueError("offset and length must be >= 0")
-        self.path = os.fspath(path)
+        self.source: ByteSource = source if callable(source) else local_file(source)
         self.filename = filename
         self.offset = offset
         self.length = length
         self.sha256: str | None = None
         self.sent = 0
+        self.cut_short = False  # the last send found the file shorter than the range
 
     def payload(self) -> aiohttp.payload.Payload:
         return _FileRangePayload(self)
 
-    async def stream(self, write: Any) -> None:
-        """Read the range and hand each block to ``write`` (an async callable)."""
+    async def stream(self, write: Callable[[bytes], Awaitable[Any]]) -> None:
+        """Read the range and hand each block to ``write``."""
         digest = hashlib.sha256()
-        self.sha256, self.sent = None, 0
+        self.sha256, self.sent, self.cut_short = None, 0, False
         left = self.length
-        with open(self.path, "rb") as fh:
-            fh.seek(self.offset)
-            while left > 0:
-                block = await asyncio.to_thread(fh.read, min(UPLOAD_BLOCK, left))
-                if not block:
-                    raise FileChanged(f"{self.path} ended {left} bytes early")
-                digest.update(block)
-                await write(block)
-                self.sent += len(block)
-                left -= len(block)
+        blocks = self.source(self.offset)
+        try:
+            async for block in blocks:
+                if left <= 0:
+                    break
+                piece = block[:left]
+                digest.update(piece)
+                await write(piece)
+                self.sent += len(piece)
+                left -= len(piece)
+        finally:
+            await _close(blocks)
+        if left > 0:
+            self.cut_short = True
+            raise FileChanged(f"{self.filename}: the file ended {left} bytes early")
         self.sha256 = digest.hexdigest()
+
+
+async def _close(blocks: AsyncIterator[bytes]) -> None:
+    close = getattr(blocks, "aclose", None)
+    if close is not None:
+        await close()
 
 
 class _FileRangePayload(aiohttp.payload.Payload):

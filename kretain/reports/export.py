@@ -22,6 +22,7 @@ Columns
         Audio, Image (other values as their number). status is the KalturaEntryStatus name
         (READY, ERROR_CONVERTING ...) or the raw value. number_of_flavors (children included) and
         bytes_saved are empty until the entry was sized.
+        Exports that include `restored` rows add new_entry_id (the entry a restore re-created).
   full: every `entries` column except `raw` (which is the whole wire object), in schema order;
         the *_at columns as ISO 8601 UTC.
 Rows are ordered by policy, created_at, id.
@@ -47,6 +48,7 @@ from kretain.reports.query import ReportError, open_readonly, stream
 from kretain.reports.summary import check_states, two_places
 from kretain.rules import ENTRY_STATUS_NAMES
 from kretain.store.db import Store
+from kretain.store.states import State
 
 __all__ = ["FULL_EXCLUDED", "OWNER_COLUMNS", "SEED_COLUMNS", "export_entries", "export_owners"]
 
@@ -158,6 +160,10 @@ async def export_entries(
         if columns == "seed":
             headers = list(SEED_COLUMNS)
             select = _SEED_SELECT
+            if str(State.RESTORED) in check_states(states):
+                # A re-created entry has a new id: show it beside the old one.
+                headers.append("new_entry_id")
+                select += ", e.new_entry_id"
         else:
             names = [r[1] for r in conn.execute("PRAGMA table_info(entries)")]
             headers = [c for c in names if c not in FULL_EXCLUDED]
