@@ -668,12 +668,24 @@ async def _restore_with_logging(
         configure_logging(json_file=log_file, console=True, level=level)
         click.echo(f"restore run {run_id}: log {log_file}", err=True)
 
+    def progress(event: str, **info: Any) -> None:
+        # One line per entry as it finishes: a restore of large files takes a while.
+        if event == "restore.entry":
+            done = sum(info.get(k, 0) for k in ("from_bin", "recreated", "rebuilt"))
+            trouble = info.get("refused", 0) + info.get("failed", 0)
+            click.echo(
+                f"restore: {info.get('entry_id')} handled ({done} restored, {trouble} not)",
+                err=True,
+            )
+
     task = asyncio.current_task()
     if task is not None:
         from kretain.workers.runner import install_signal_handlers
 
         install_signal_handlers(task)
-    return await go(settings, selection, options, yes=yes, on_run_started=started)
+    return await go(
+        settings, selection, options, yes=yes, progress=progress, on_run_started=started
+    )
 
 
 @cli.command()

@@ -501,6 +501,11 @@ class _Restorer:
                 send=lambda: self.client.restore_recycled(row.id),
                 check=out_of_bin,
             )
+        else:
+            await transitions.record_api_event(
+                self.store, run_id=self.ctx.run_id, call="baseentry.list", outcome="not_recycled",
+                entry_id=row.id, detail="already out of the recycle bin",
+            )  # fmt: skip
         reason = "restored from the recycle bin"
         await self._finish(
             row,
@@ -539,15 +544,15 @@ class _Restorer:
                 alive = [f for f in flavors if f.flavor_params_id == params]
                 return True if any(_int(f.status) in _FLAVOR_ALIVE for f in alive) else None
 
-            if await made() is None:
-                await self.changing(
-                    row,
-                    "flavorasset.convert",
-                    ids[0],
-                    send=lambda owner=owner, params=params: self._convert(owner, params),
-                    check=made,
-                    detail=json.dumps({"entry": owner, "flavor_params_id": params}),
-                )
+            await self.changing(
+                row,
+                "flavorasset.convert",
+                ids[0],
+                send=lambda owner=owner, params=params: self._convert(owner, params),
+                check=made,
+                detail=json.dumps({"entry": owner, "flavor_params_id": params}),
+                check_first=True,  # a flavor that is there (or being made) is not made again
+            )
             self.result.flavors += 1
             await queries.mark_removed(self.store, row.id, ids, None)
         reason = f"{len(groups)} flavors rebuilt from the source (flavorAsset.convert)"
@@ -788,7 +793,8 @@ class _Job:
                 detail=json.dumps({"referenceId": reference, "separate": True}),
                 made=lambda e: f"made {e.get('id')} (separate: {refusal})",
             )  # fmt: skip
-            kind = "entry"
+        if parent is not None and not made.get("parentEntryId"):
+            kind = "entry"  # an entry of its own (now, or found from an earlier run)
         new_id = rules.check_id(made.get("id"), "media.add's entry")
         await self.save(old_id, kind, "added", new_id=new_id)
         self.r.emit("restore.entry_added", entry_id=self.row.id, old_id=old_id, new_id=new_id)
@@ -798,8 +804,10 @@ class _Job:
         self, reference: str, fields: dict[str, Any], known: set[str]
     ) -> dict[str, Any] | None:
         """The entry a lost media.add made: the one with our referenceId, made since this
-        restore began, with the name (and parent) we sent. Several: fail closed."""
+        restore began, with the name (and parent) we sent; for a child also one made on its
+        own (the separate fallback). Several: fail closed."""
         found = await self.r.client.find_entries_by_reference(reference)
+        parents = {fields.get("parentEntryId"), None}
         hits = [
             e
             for e in found
@@ -807,7 +815,7 @@ class _Job:
             and e.get("id") != self.row.id
             and _int(e.get("createdAt")) >= self.since
             and e.get("name") == fields.get("name")
-            and (e.get("parentEntryId") or None) == fields.get("parentEntryId")
+            and (e.get("parentEntryId") or None) in parents
         ]
         if len(hits) > 1:
             ids = ", ".join(str(e.get("id")) for e in hits)
