@@ -582,7 +582,8 @@ class _Restorer:
     async def _from_archive(self, row: EntryRow) -> EntryOutcome:
         await queries.start_restore(self.store, row.id, "archive", run_id=self.ctx.run_id)
         job = await _checked_copy(self.store, row, self.opts, self.ctx.client.config.partner_id)
-        started = (await queries.get_restore(self.store, row.id)).started_at  # type: ignore[union-attr]
+        progress = await queries.get_restore(self.store, row.id)
+        started = progress.started_at if progress is not None else wall_now()
         work = _Job(self, row, job, started)
         new_id = await work.run()
         reason = f"re-created from the archive as {new_id}"
@@ -989,7 +990,7 @@ class _Job:
             async def landed(
                 offset: int = offset, length: int = length, final: bool = final
             ) -> dict[str, Any] | None:
-                now = await client.get_upload_token(token)  # type: ignore[arg-type]
+                now = await client.get_upload_token(token)
                 size = _int(now.get("uploadedFileSize"))
                 if final and _int(now.get("status")) in (TOKEN_FULL, TOKEN_CLOSED):
                     return now
@@ -1006,7 +1007,7 @@ class _Job:
                         part,
                         resume=offset > 0,
                         resume_at=offset,
-                        final_chunk=final,  # type: ignore[arg-type]
+                        final_chunk=final,
                     )
                 except TransportError:
                     if part.cut_short:
