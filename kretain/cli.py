@@ -640,6 +640,236 @@ def retry(obj: Context, stages: tuple[str, ...], entries: tuple[str, ...]) -> No
     render(Table(["stage", "entries reset"], rows), "table", sys.stdout)
 
 
+# ---- restore --------------------------------------------------------------------------------
+
+
+def _read_id_file(path: Path) -> list[str]:
+    """One entry id per line; blank lines and ``#`` comments are skipped."""
+    from kretain.rules import is_valid_id
+
+    ids = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        if not is_valid_id(text):
+            raise _fail(f"{path}:{number}: {text[:60]!r} is not an entry id", 2)
+        ids.append(text)
+    return ids
+
+
+_OUTCOME_WORDS = {
+    "from_bin": "restored from the recycle bin",
+    "restored": "re-created",
+    "rebuilt": "flavors rebuilt",
+    "refused": "REFUSED",
+    "failed": "FAILED",
+    "nothing": "nothing to do",
+    "unknown": "unknown",
+    "would_unrecycle": "would restore from the recycle bin",
+    "would_recreate": "would re-create from the archive",
+    "would_rebuild": "would rebuild flavors",
+    "would_refuse": "would REFUSE",
+}
+
+
+@cli.command("restore")
+@click.argument("entry_ids", nargs=-1)
+@click.option(
+    "--file",
+    "id_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Entry ids to restore, one per line (# comments allowed).",
+)
+@click.option("--owner", "owners", multiple=True, help="Only entries of this owner (repeatable).")
+@click.option("--policy", "policies", multiple=True, help="Only entries of this rule (repeatable).")
+@click.option(
+    "--state",
+    "states",
+    type=click.Choice(["deleted", "recycled", "stripped"]),
+    multiple=True,
+    help="Only entries in this state (repeatable; default: all three).",
+)
+@click.option(
+    "--archive",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Read the archive here instead of where the backup wrote it (a moved archive).",
+)
+@click.option(
+    "--rate",
+    type=click.IntRange(min=1),
+    default=35,
+    show_default=True,
+    help="Calls that change Kaltura, per action, in any 10 seconds.",
+)
+@click.option(
+    "--bandwidth", type=click.FloatRange(min=0.1), help="Cap on upload speed, MB/s (default none)."
+)
+@click.option("--yes", is_flag=True, help="Do it. Without --yes: a dry run that changes nothing.")
+@click.option("--service-url", help="Kaltura API URL (env KALTURA_SERVICE_URL).")
+@click.option("--partner-id", help="Partner id (env KALTURA_PARTNER_ID).")
+@click.option("--user-id", help="User id for the session (env KALTURA_USER_ID).")
+@pass_ctx
+def restore_command(
+    obj: Context,
+    entry_ids: tuple[str, ...],
+    id_file: Path | None,
+    owners: tuple[str, ...],
+    policies: tuple[str, ...],
+    states: tuple[str, ...],
+    archive: Path | None,
+    rate: int,
+    bandwidth: float | None,
+    yes: bool,
+    **conn: Any,
+) -> None:
+    """Put back what a retention run removed.
+
+    \b
+    recycled  still in Kaltura's recycle bin: baseEntry.restoreRecycled; the entry
+              is back as it was (purged from the bin: re-created, as deleted)
+    deleted   re-created from the archive: a NEW entry (new id) with the archived
+              metadata, source, captions, attachments, thumbnails and children;
+              Kaltura does not let a client set createdAt, plays or lastPlayedAt:
+              the originals are noted in the description
+    stripped  the removed flavors are converted again from the source
+
+    Name entries (ENTRY_ID..., --file) or pick them with --owner, --policy and
+    --state. Without --yes nothing changes: each entry's plan is printed. The archive
+    copy is checked (size and sha256) before anything is made, and refused when it is
+    missing or damaged. A restore can be killed and run again: it continues where it
+    stopped and never makes anything twice. A second restore of an entry does nothing.
+
+    Restored entries are exempted from later runs (exempt_by "restored"). To let the
+    policy act on one again: kretain unexempt ENTRY_ID.
+    """
+    from kretain.workers.restore import RestoreOptions, Selection, run_restore
+
+    ids = list(entry_ids) + (_read_id_file(id_file) if id_file else [])
+    from kretain.rules import is_valid_id
+
+    bad = [i for i in ids if not is_valid_id(i)]
+    if bad:
+        raise _fail(f"{bad[0][:60]!r} is not an entry id", 2)
+    selection = Selection(tuple(dict.fromkeys(ids)), states, owners, policies)
+    if selection.empty:
+        raise _fail("name the entries to restore (ENTRY_ID..., --file) or pick them with "
+                    "--owner, --policy or --state", 2)  # fmt: skip
+    settings = obj.settings(**conn)
+    options = RestoreOptions(
+        rate=rate, bandwidth=bandwidth * 1_000_000 if bandwidth else None, archive=archive
+    )
+    report = _run_async(_restore_with_logging(obj, settings, selection, options, yes, run_restore))
+    rows = [
+        (
+            o.entry_id,
+            o.state,
+            _OUTCOME_WORDS.get(o.outcome, o.outcome),
+            o.new_entry_id or "",
+            o.detail,
+        )
+        for o in report.outcomes
+    ]
+    title = (
+        "restore: dry run, nothing changed" if report.dry_run else f"restore run {report.run_id}"
+    )
+    render(Table(["entry", "state", "outcome", "new entry", "detail"], rows, title=title),
+           "table", sys.stdout)  # fmt: skip
+    if report.dry_run:
+        click.echo("dry run: nothing was changed; run again with --yes to restore", err=True)
+        return
+    bad_outcomes = [o for o in report.outcomes if o.outcome in ("refused", "failed")]
+    if bad_outcomes:
+        raise _fail(f"{len(bad_outcomes)} entries not restored; see above", 8)
+
+
+async def _restore_with_logging(
+    obj: Context, settings: Settings, selection: Any, options: Any, yes: bool, go: Any
+) -> Any:
+    from kretain.log import configure_logging, register_secret
+
+    for secret in (settings.admin_secret, settings.app_token):
+        register_secret(secret)
+    level = ("INFO", "INFO", "DEBUG")[min(obj.verbose, 2)] if obj.verbose else "WARNING"
+    configure_logging(console=True, level=level)
+
+    def started(run_id: int, db_path: Path) -> None:
+        log_file = run_log_path(db_path, run_id)
+        configure_logging(json_file=log_file, console=True, level=level)
+        click.echo(f"restore run {run_id}: log {log_file}", err=True)
+
+    def progress(event: str, **info: Any) -> None:
+        # One line per entry as it finishes: a restore of large files takes a while.
+        if event == "restore.entry":
+            done = sum(info.get(k, 0) for k in ("from_bin", "recreated", "rebuilt"))
+            trouble = info.get("refused", 0) + info.get("failed", 0)
+            click.echo(
+                f"restore: {info.get('entry_id')} handled ({done} restored, {trouble} not)",
+                err=True,
+            )
+
+    task = asyncio.current_task()
+    if task is not None:
+        from kretain.workers.runner import install_signal_handlers
+
+        install_signal_handlers(task)
+    return await go(
+        settings, selection, options, yes=yes, progress=progress, on_run_started=started
+    )
+
+
+@cli.command()
+@click.argument("entry_ids", nargs=-1)
+@click.option("--list", "show", is_flag=True, help="List the exemptions the database holds.")
+@pass_ctx
+def unexempt(obj: Context, entry_ids: tuple[str, ...], show: bool) -> None:
+    """Lift the exemption a restore recorded, so later runs may act on ENTRY_ID again.
+
+    `kretain restore` exempts what it brings back (exempt_by "restored"): a run does not
+    delete it again. This removes that exemption (an admin event each); the next
+    `kretain run` judges the entry by the policy like any other. Exemptions from
+    kretain.toml are changed there instead.
+    """
+    from kretain.store import queries
+    from kretain.store.db import open_store
+
+    if not entry_ids and not show:
+        raise _fail("name the entries (ENTRY_ID...), or --list", 2)
+    settings = obj.settings()
+
+    async def go() -> tuple[list[str], list[Any]]:
+        async with await open_store(settings.db) as store:
+            lifted = await queries.lift_exemptions(store, list(entry_ids), run_id=None)
+            return lifted, await queries.exemptions(store)
+
+    lifted, held = _run_async(go())
+    if show:
+        render(
+            Table(
+                ["entry", "reason", "since", "restored from"],
+                [
+                    (
+                        e.entry_id,
+                        e.reason,
+                        datetime.fromtimestamp(e.created_at, UTC).date().isoformat(),
+                        e.restored_from or "",
+                    )
+                    for e in held
+                ],
+                title="exemptions held in the database",
+            ),
+            "table",
+            sys.stdout,
+        )
+    for entry_id in entry_ids:
+        if entry_id in lifted:
+            click.echo(f"{entry_id}: exemption lifted; the next run applies the policy to it")
+        else:
+            click.echo(f"{entry_id}: no exemption recorded", err=True)
+    if entry_ids and len(lifted) < len(set(entry_ids)):
+        raise click.exceptions.Exit(1)
+
+
 # ---- demo and simulator ---------------------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ Names:
     policy_warnings(policy, as_of, today) -> [str]   rules that can never match, 0 thresholds,
                                                      a future as_of (for `kretain run`/`policy`)
     describe_rule(rule, as_of) -> str;  describe_policy(policy, as_of) -> dict   plain words
+    with_restored(policy, entry_ids) -> Policy     plus the exemptions restores recorded
 
 Default policy (the seed's, 365-day years, evaluated at ``as_of`` 00:00 UTC), rules tried IN ORDER,
 first match wins:
@@ -30,12 +31,14 @@ first match wins:
   Boundaries are inclusive at exactly N years: created_at <= as_of - N*365 days is "N years old".
 
 Exemptions (only for entries a rule matched; Decision.rule names the rule, action is None):
-  entry ids (explicit list/file) > tags (case-insensitive) > category ids (exact, direct
-  categories only) > category full names (case-insensitive prefix at ">" boundaries:
-  "MediaSpace>site>channels>Legal" also covers "...>Legal>2019", not "...>LegalAid") > owners
-  (case-insensitive) > quiz/external when include_quiz / include_external is false.
-  Non-ready entries: only an explicit entry-id exemption applies unless non_ready_exemptible is
-  true (UCSD does not let owners exempt broken entries; an admin naming an id always wins).
+  entry ids (explicit list/file) > restored (entries `kretain restore` brought back) > tags
+  (case-insensitive) > category ids (exact, direct categories only) > category full names
+  (case-insensitive prefix at ">" boundaries: "MediaSpace>site>channels>Legal" also covers
+  "...>Legal>2019", not "...>LegalAid") > owners (case-insensitive) > quiz/external when
+  include_quiz / include_external is false.
+  Non-ready entries: only an explicit entry-id or restored exemption applies unless
+  non_ready_exemptible is true (UCSD does not let owners exempt broken entries; an admin
+  naming an id always wins).
 
 Fail closed: when a field a rule needs is missing (createdAt, status, or play data on an entry
 that carries none), evaluate returns rule=None, action=None, reason "incomplete data: <field>".
@@ -47,12 +50,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
 from kretain.errors import ConfigError
-from kretain.rules import ENTRY_READY, ENTRY_STATUS_NAMES, NON_READY_STATUSES
+from kretain.rules import ENTRY_READY, ENTRY_STATUS_NAMES, NON_READY_STATUSES, RESTORED_EXEMPTION
 
 __all__ = [
     "ACTIONS",
@@ -69,6 +72,7 @@ __all__ = [
     "facts_from_fields",
     "policy_warnings",
     "shadowed_rules",
+    "with_restored",
 ]
 
 YEAR_SECONDS = 365 * 86_400
@@ -149,6 +153,9 @@ class Exemptions:
     category_ids: frozenset[str] = frozenset()
     categories: tuple[str, ...] = ()  # full names, lower-cased, no trailing ">"
     owners: frozenset[str] = frozenset()  # lower-cased
+    # Entries `kretain restore` brought back (the state database's exemptions table; a run
+    # adds them with with_restored): exempt_by "restored", like an entry id always wins.
+    restored: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +266,16 @@ class Policy:
             return created_before, None
         played = min(r.not_played_years for r in rules if r.not_played_years is not None)
         return created_before, t - int(played * YEAR_SECONDS)
+
+
+def with_restored(policy: Policy, entry_ids: Iterable[str]) -> Policy:
+    """``policy`` with ``entry_ids`` exempt as restored (exempt_by "restored"): the entries
+    the state database holds exemptions for (`kretain restore`; `kretain unexempt` lifts)."""
+    ids = frozenset(entry_ids)
+    if not ids:
+        return policy
+    exemptions = replace(policy.exemptions, restored=policy.exemptions.restored | ids)
+    return replace(policy, exemptions=exemptions)
 
 
 def _no_unknown(where: str, mapping: Mapping[str, Any], known: set[str]) -> None:
@@ -434,6 +451,8 @@ def _exemption(e: EntryFacts, policy: Policy, non_ready: bool) -> str | None:
     ex = policy.exemptions
     if e.entry_id in ex.entry_ids:
         return "entry_id"
+    if e.entry_id in ex.restored:
+        return RESTORED_EXEMPTION
     if non_ready and not policy.non_ready_exemptible:
         return None
     for tag in e.tags:

@@ -19,6 +19,10 @@ audit, the backup, verify, the delete stage and restore can never disagree:
     plays          played_since(stored, fresh) -> the newer play, or None
     re-evaluation  recheck(stored, fresh_wire, policy, as_of) -> Recheck: still qualifies /
                    kept (with reason) / exempt / gone / error
+    restore        restore_plan(entry_json, id) -> RestorePlan; entry_for_add / asset_for_add
+                   (what media.add and <kind>.add may carry: ENTRY_NOT_SETTABLE, ENTRY_NOT_SENT),
+                   restore_reference, restore_note, not_recreatable, in_recycle_bin,
+                   is_default_thumb, upload_chunks, RESTORED_EXEMPTION, RESTORED_TAG
 
 "Fail closed" is the common thread: a value that cannot be read, a lookup that failed or a
 source that cannot be named never makes an entry act-able.
@@ -38,13 +42,21 @@ if TYPE_CHECKING:
     from kretain.policy import Decision, Policy
 
 __all__ = [
+    "ANY_DISPLAY_IN_SEARCH_WIRE",
     "ASSET_KINDS",
+    "ASSET_RESTORED_FIELDS",
     "ENTRY_DELETED",
+    "ENTRY_NOT_SENT",
+    "ENTRY_NOT_SETTABLE",
+    "ENTRY_NO_CONTENT",
     "ENTRY_READY",
+    "ENTRY_RESTORED_FIELDS",
     "ENTRY_STATUS_NAMES",
     "LIVE_STATUSES_WIRE",
     "MODERATION_STATUSES_WIRE",
     "NON_READY_STATUSES",
+    "RESTORED_EXEMPTION",
+    "RESTORED_TAG",
     "STUCK_AFTER_DAYS",
     "UNKNOWN_SOURCE",
     "ArchivePlan",
@@ -52,22 +64,33 @@ __all__ = [
     "PlannedFile",
     "Readiness",
     "Recheck",
+    "RestoreFile",
+    "RestorePlan",
     "SourceBasis",
     "SourcePick",
     "Verdict",
     "WireValueError",
     "archive_plan",
     "asset_bytes",
+    "asset_for_add",
     "asset_readiness",
     "bytes_freed_by",
     "check_id",
+    "entry_for_add",
     "expected_size",
     "find_source",
+    "in_recycle_bin",
+    "is_default_thumb",
     "is_valid_id",
+    "not_recreatable",
     "parse_asset",
     "played_since",
     "recheck",
+    "restore_note",
+    "restore_plan",
+    "restore_reference",
     "sources_known",
+    "upload_chunks",
     "wire_bool",
     "wire_enum",
     "wire_int",
@@ -170,6 +193,7 @@ def wire_bool(value: Any, name: str) -> bool:
 
 ENTRY_READY = "2"
 ENTRY_DELETED = "3"
+ENTRY_NO_CONTENT = "7"  # media.add made it; no source attached yet
 # KalturaEntryStatus names, for reasons and reports.
 ENTRY_STATUS_NAMES: dict[str, str] = {
     "-2": "ERROR_IMPORTING",
@@ -654,3 +678,335 @@ def raw_json(value: Any) -> Mapping[str, Any]:
     except (TypeError, ValueError):
         return {}
     return parsed if isinstance(parsed, dict) else {}
+
+
+# ---- restore --------------------------------------------------------------------------------
+# What `kretain restore` may send to Kaltura and how it recognises what it made. The field
+# lists follow the server's API objects (api_v3/lib/types/entry/KalturaBaseEntry.php,
+# KalturaPlayableEntry.php, KalturaMediaEntry.php; plugins' caption and attachment assets).
+
+RESTORED_EXEMPTION = "restored"  # Decision.exempt_by of entries a restore brought back
+RESTORED_TAG = "kretain-restored"  # added to every re-created entry, so KMC can find them
+MEDIA_CLIP = "1"
+ENTRY_RECYCLED = -2  # displayInSearch of an entry in the recycle bin
+# Every displayInSearch value (RECYCLED, SYSTEM, NONE, PARTNER_ONLY, KALTURA_NETWORK): a lookup
+# that must also see recycled entries and multi-stream children asks for all of them.
+ANY_DISPLAY_IN_SEARCH_WIRE = "-2,-1,0,1,2"
+DISPLAY_SYSTEM = -1  # displayInSearch of a multi-stream child
+
+# Read-only on the server (@readonly): media.add refuses them (PROPERTY_VALIDATION_NOT_UPDATABLE),
+# so a re-created entry gets new values. The originals stay in kretain's database (the old
+# row: created_at, plays, last_played_at, raw), in the archive's entry.json, and in the note
+# restore_note() appends to the description.
+ENTRY_NOT_SETTABLE: tuple[str, ...] = (
+    "id",
+    "partnerId",
+    "status",
+    "moderationStatus",
+    "moderationCount",
+    "createdAt",
+    "updatedAt",
+    "rank",
+    "totalRank",
+    "votes",
+    "downloadUrl",
+    "searchText",
+    "version",
+    "thumbnailUrl",
+    "replacingEntryId",
+    "replacedEntryId",
+    "replacementStatus",
+    "rootEntryId",
+    "capabilities",
+    "defaultLanguage",
+    "responseLanguage",
+    "plays",
+    "views",
+    "lastPlayedAt",
+    "width",
+    "height",
+    "duration",
+    "durationType",
+    "mediaDate",
+    "dataUrl",
+    "flavorParamsIds",
+    "isTrimDisabled",
+)
+# Settable, and sent as they were (userId and creatorId keep the owner and the creator;
+# accessControlId, scheduling, entitled users and categories keep who may see the entry: a
+# restore must not widen access, so Kaltura refusing one of them fails the restore).
+ENTRY_RESTORED_FIELDS: tuple[str, ...] = (
+    "name",
+    "description",
+    "tags",
+    "adminTags",
+    "categories",
+    "userId",
+    "creatorId",
+    "mediaType",
+    "partnerData",
+    "licenseType",
+    "accessControlId",
+    "startDate",
+    "endDate",
+    "groupId",
+    "partnerSortValue",
+    "entitledUsersEdit",
+    "entitledUsersPublish",
+    "entitledUsersView",
+    "application",
+    "applicationVersion",
+    "creditUserName",
+    "creditUrl",
+    "searchProviderType",
+    "searchProviderId",
+    "sourceVersion",
+    "blockAutoTranscript",
+)
+# Settable but not sent, and why (the originals stay in entry.json).
+ENTRY_NOT_SENT: dict[str, str] = {
+    "conversionProfileId": "the partner's current default conversion profile applies",
+    "conversionQuality": "the partner's current default conversion profile applies",
+    "templateEntryId": "it names another entry, which may be gone",
+    "redirectEntryId": "it names another entry (often the deleted one itself)",
+    "operationAttributes": "clip/trim settings would cut the restored source again",
+    "msDuration": "Kaltura measures the restored content",
+    "sourceType": "a restored entry is a file upload",
+    "categoriesIds": "categories are sent by full name",
+    "displayInSearch": "only a child's SYSTEM value (-1) is sent",
+}
+# What a child of a multi-stream entry may not carry (ASSIGNING_INFO_TO_ENTRY_WITH_PARENT_...).
+_CHILD_FORBIDDEN = ("categories", "categoriesIds", "accessControlId", "startDate", "endDate")
+# Asset fields sent on add, per kind. Not sent: ids, sizes, status, version and times
+# (read-only), fileExt (Kaltura takes it from the uploaded file's name), captionParamsId and
+# thumbParamsId (a new entry's own thumbnails and captions may hold those params already),
+# and a caption's parentId (it names an asset of the deleted entry).
+ASSET_RESTORED_FIELDS: dict[str, tuple[str, ...]] = {
+    "caption": (
+        "tags",
+        "partnerData",
+        "language",
+        "label",
+        "format",
+        "isDefault",
+        "accuracy",
+        "displayOnPlayer",
+    ),
+    "attachment": ("tags", "partnerData", "filename", "title", "format"),
+    "thumb": ("tags", "partnerData"),
+}
+DEFAULT_THUMB_TAG = "default_thumb"  # how the server marks the entry's default thumbnail
+
+
+def restore_reference(entry_wire: Mapping[str, Any], old_id: str) -> str:
+    """The referenceId a re-created entry gets, and how a lost ``media.add`` is found again
+    (list by referenceId): the original's own referenceId when it had one (integrations
+    key on it), else ``kretain-restore-<old id>``."""
+    ref = entry_wire.get("referenceId")
+    if isinstance(ref, str) and len(ref.strip()) >= 2:
+        return ref
+    return f"kretain-restore-{old_id}"
+
+
+def not_recreatable(entry_wire: Mapping[str, Any]) -> str | None:
+    """Why an entry cannot be re-created with media.add + an upload, or None when it can."""
+    etype = str(entry_wire.get("type", "")).strip()
+    if etype == MEDIA_CLIP:
+        return None
+    if entry_wire.get("objectType") == "KalturaExternalMediaEntry" or "external" in etype.lower():
+        return (
+            "an external (YouTube) entry has no file to upload; re-create it by hand from "
+            "the metadata in its entry.json"
+        )
+    return f"entry type {etype or 'unknown'} is not a media clip; only media clips are re-created"
+
+
+def in_recycle_bin(entry_wire: Mapping[str, Any]) -> bool:
+    """Kaltura still holds the entry in its recycle bin (``baseEntry.restoreRecycled`` can
+    bring it back): displayInSearch RECYCLED and not deleted."""
+    try:
+        shown = int(entry_wire.get("displayInSearch"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return shown == ENTRY_RECYCLED and str(entry_wire.get("status")) != ENTRY_DELETED
+
+
+def restore_note(old_id: str, entry_wire: Mapping[str, Any], restored_on: int) -> str:
+    """The note a re-created entry's description ends with: what Kaltura would not let a
+    client carry over (the original id, creation date and plays)."""
+
+    def read(name: str, time: bool) -> int | None:
+        try:
+            return wire_int(entry_wire.get(name), name, time=time)
+        except WireValueError:
+            return None
+
+    created, played = read("createdAt", True), read("lastPlayedAt", True)
+    plays = read("plays", False)
+    facts = [f"created {day(created)}" if created else "creation date unknown"]
+    facts.append(f"last played {day(played)}" if played else "never played")
+    if plays is not None:
+        facts.append(f"{plays} plays")
+    return f"[Restored by kretain on {day(restored_on)} from entry {old_id} ({', '.join(facts)}).]"
+
+
+def entry_for_add(
+    entry_wire: Mapping[str, Any],
+    *,
+    old_id: str,
+    reference_id: str,
+    restored_on: int,
+    parent_id: str | None = None,
+) -> dict[str, Any]:
+    """The fields ``media.add`` gets to re-create ``entry_wire`` (a child of ``parent_id``
+    when given): ENTRY_RESTORED_FIELDS as they were, the referenceId, the restore tag and
+    the description note."""
+    out: dict[str, Any] = {}
+    for name in ENTRY_RESTORED_FIELDS:
+        value = entry_wire.get(name)
+        if value is None or value == "" or isinstance(value, dict | list):
+            continue
+        if parent_id is not None and name in _CHILD_FORBIDDEN:
+            continue
+        out[name] = value
+    tags = [t.strip() for t in str(out.get("tags") or "").split(",") if t.strip()]
+    if RESTORED_TAG not in tags:
+        tags.append(RESTORED_TAG)
+    out["tags"] = ",".join(tags)
+    note = restore_note(old_id, entry_wire, restored_on)
+    description = str(out.get("description") or "")
+    out["description"] = f"{description}\n\n{note}" if description else note
+    out["referenceId"] = reference_id
+    if parent_id is not None:
+        out["parentEntryId"] = parent_id
+        out["displayInSearch"] = DISPLAY_SYSTEM
+    out.setdefault("mediaType", 1)
+    return out
+
+
+def asset_for_add(kind: str, asset_wire: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields ``<kind>Asset.add`` gets to re-create an archived asset. A thumbnail's
+    default mark is not sent as a tag: the restore sets it with thumbAsset.setAsDefault
+    once the thumbnails are in, as the server moves that tag itself."""
+    out: dict[str, Any] = {}
+    for name in ASSET_RESTORED_FIELDS[kind]:
+        value = asset_wire.get(name)
+        if value is None or value == "" or isinstance(value, dict | list):
+            continue
+        out[name] = value
+    if kind == "thumb" and "tags" in out:
+        kept = [t.strip() for t in str(out["tags"]).split(",") if t.strip() != DEFAULT_THUMB_TAG]
+        out["tags"] = ",".join(t for t in kept if t)
+        if not out["tags"]:
+            del out["tags"]
+    return out
+
+
+def is_default_thumb(asset_wire: Mapping[str, Any]) -> bool:
+    tags = wire_str(asset_wire.get("tags"), "tags") or ""
+    return DEFAULT_THUMB_TAG in {t.strip() for t in tags.split(",")}
+
+
+def upload_chunks(size: int, chunk_size: int) -> list[tuple[int, int]]:
+    """(offset, length) of each chunk of a file of ``size`` bytes; a single empty chunk for
+    an empty file (Kaltura still needs one final upload)."""
+    if chunk_size < 1:
+        raise ValueError("chunk_size must be >= 1")
+    if size <= 0:
+        return [(0, 0)]
+    return [(off, min(chunk_size, size - off)) for off in range(0, size, chunk_size)]
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreFile:
+    """One archived file of an entry.json: what it is and how to check it."""
+
+    asset_id: str
+    owner: str  # the original entry or child that owned it
+    kind: str
+    file: str  # its name in the entry's archive directory
+    size: int
+    sha256: str
+    wire: Mapping[str, Any] = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class RestorePlan:
+    """What an entry.json lets a restore re-create, per owner (the entry, then each child):
+    the source file (None: the entry is re-created without content) and the other files
+    (captions, attachments, thumbnails, in that order). ``skipped``: why something listed
+    cannot be re-created."""
+
+    entry_id: str
+    entry: Mapping[str, Any]
+    children: list[tuple[str, Mapping[str, Any]]]
+    sources: dict[str, RestoreFile]
+    others: dict[str, list[RestoreFile]]
+    skipped: list[str]
+
+    @property
+    def files(self) -> list[RestoreFile]:
+        owners = [self.entry_id, *(c for c, _ in self.children)]
+        out: list[RestoreFile] = []
+        for owner in owners:
+            if owner in self.sources:
+                out.append(self.sources[owner])
+            out += self.others.get(owner, [])
+        return out
+
+
+_OTHER_ORDER = {"caption": 0, "attachment": 1, "thumb": 2}
+
+
+def restore_plan(doc: Mapping[str, Any], entry_id: str) -> RestorePlan:
+    """Read an entry.json document (written by the backup) into a RestorePlan. Raises
+    WireValueError when it does not describe ``entry_id`` or a file entry is unreadable."""
+    if doc.get("entry_id") != entry_id:
+        raise WireValueError(f"entry.json describes {doc.get('entry_id')!r}, not {entry_id}")
+    entry = doc.get("entry")
+    if not isinstance(entry, Mapping) or entry.get("id") != entry_id:
+        raise WireValueError("entry.json holds no metadata of the entry itself")
+    skipped: list[str] = []
+    children: list[tuple[str, Mapping[str, Any]]] = []
+    for child in doc.get("children") or []:
+        cid = child.get("id") if isinstance(child, Mapping) else None
+        wire = child.get("entry") if isinstance(child, Mapping) else None
+        if not is_valid_id(cid):
+            skipped.append(f"a child with a malformed id {cid!r}")
+        elif not isinstance(wire, Mapping):
+            skipped.append(f"child {cid}: no metadata archived, not re-created")
+        else:
+            children.append((cid, wire))
+    owners = {entry_id, *(c for c, _ in children)}
+    sources: dict[str, RestoreFile] = {}
+    others: dict[str, list[RestoreFile]] = {}
+    for item in doc.get("files") or []:
+        if not isinstance(item, Mapping):
+            raise WireValueError("entry.json lists a file that is not an object")
+        asset_id = check_id(item.get("asset_id"), "archived file")
+        owner = item.get("owner_entry_id") or entry_id
+        kind = item.get("kind")
+        size = wire_int(item.get("size"), "size")
+        sha = item.get("sha256")
+        name = item.get("file")
+        if kind not in ASSET_KINDS or size is None or size < 0:
+            raise WireValueError(f"archived file {asset_id}: bad kind or size")
+        if not isinstance(sha, str) or not re.fullmatch(r"[0-9a-f]{64}", sha):
+            raise WireValueError(f"archived file {asset_id}: no sha256 recorded")
+        if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+            raise WireValueError(f"archived file {asset_id}: bad file name {name!r}")
+        if owner not in owners:
+            skipped.append(f"{kind} {asset_id}: its owner {owner} is not re-created")
+            continue
+        wire = item.get("asset") if isinstance(item.get("asset"), Mapping) else {}
+        rf = RestoreFile(asset_id, owner, kind, name, size, sha, wire)
+        if kind == "flavor":
+            if owner in sources and not item.get("is_source"):
+                skipped.append(f"flavor {asset_id}: {owner} has its source already")
+                continue
+            sources[owner] = rf
+        else:
+            others.setdefault(owner, []).append(rf)
+    for files in others.values():
+        files.sort(key=lambda f: _OTHER_ORDER[f.kind])
+    return RestorePlan(entry_id, entry, children, sources, others, skipped)

@@ -1,4 +1,4 @@
--- kretain state store: the full CURRENT schema (PRAGMA user_version = 5).
+-- kretain state store: the full CURRENT schema (PRAGMA user_version = 6).
 --
 -- A fresh database is created from this file; an older one is brought here by the ordered
 -- migrations in kretain/store/migrations.py. tests/store/test_migrations.py proves both give the
@@ -169,6 +169,45 @@ CREATE TABLE discovery_windows (
     updated_at         INTEGER
 );
 CREATE UNIQUE INDEX discovery_windows_key ON discovery_windows (generation, scope, lo, hi);
+
+-- Entries kept out of later runs by the database rather than kretain.toml: every run adds them
+-- to the policy's exemptions (exempt_by "restored"). `kretain restore` records the entries it
+-- brought back; `kretain unexempt ID` lifts one (an admin event each way).
+CREATE TABLE exemptions (
+    entry_id      TEXT PRIMARY KEY,
+    reason        TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    run_id        INTEGER,
+    restored_from TEXT                   -- the entry a restore re-created this one from
+);
+
+-- One row per entry a restore worked on: how it is brought back and how that went.
+CREATE TABLE restores (
+    entry_id    TEXT PRIMARY KEY REFERENCES entries (id) ON DELETE CASCADE,
+    mode        TEXT NOT NULL CHECK (mode IN ('recycle_bin', 'archive', 'flavors')),
+    started_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    finished_at INTEGER,
+    run_id      INTEGER,
+    attempts    INTEGER NOT NULL DEFAULT 0,  -- runs that failed or refused
+    last_error  TEXT
+);
+
+-- What a restore made in Kaltura for each original object (the entry, a multi-stream child, an
+-- asset): the new object's id, the upload token holding its file and the last step done, so a
+-- killed restore continues where it stopped and never makes anything twice.
+CREATE TABLE restore_objects (
+    entry_id     TEXT NOT NULL REFERENCES restores (entry_id) ON DELETE CASCADE,
+    old_id       TEXT NOT NULL,
+    kind         TEXT NOT NULL CHECK (kind IN ('entry', 'child', 'flavor', 'caption',
+                     'attachment', 'thumb')),
+    owner_old_id TEXT,                   -- an asset's original owner (the entry or a child)
+    new_id       TEXT,
+    token_id     TEXT,
+    step         TEXT NOT NULL,
+    updated_at   INTEGER NOT NULL,
+    PRIMARY KEY (entry_id, old_id)
+);
 
 CREATE VIEW v_state_summary AS
 SELECT state, policy, action, count(*) AS entries,

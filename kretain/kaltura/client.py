@@ -34,8 +34,9 @@ from kretain.kaltura.errors import (
 from kretain.kaltura.models import ListPage, parse_list_response, require_object
 from kretain.kaltura.retry import Category, RetryPolicy, classify, decide
 from kretain.kaltura.session import HASH_TYPES, Credentials, SessionManager
-from kretain.kaltura.transport import CLIENT_TAG, Params, Transport, flatten_params
+from kretain.kaltura.transport import CLIENT_TAG, FilePart, Params, Transport, flatten_params
 from kretain.rules import (
+    ANY_DISPLAY_IN_SEARCH_WIRE,
     ENTRY_DELETED,
     LIVE_STATUSES_WIRE,
     MODERATION_STATUSES_WIRE,
@@ -54,6 +55,12 @@ ASSET_SERVICES: dict[str, tuple[str, str]] = {
     "thumb": ("thumbasset", "KalturaThumbAssetFilter"),
 }
 ENTRY_FILTERS = {"media": "KalturaMediaEntryFilter", "baseentry": "KalturaBaseEntryFilter"}
+# What a restore adds: the object class and the parameter name of each asset kind's add.
+ASSET_OBJECTS: dict[str, tuple[str, str]] = {
+    "caption": ("KalturaCaptionAsset", "captionAsset"),
+    "attachment": ("KalturaAttachmentAsset", "attachmentAsset"),
+    "thumb": ("KalturaThumbAsset", "thumbAsset"),
+}
 MAX_PAGE_SIZE = 500  # the server clamps silently; we refuse instead
 MAX_ID_IN = 150  # Sphinx keeps only the first 150 values of an IN list
 MAX_ENTRY_ID_IN_ASSETS = 500  # asset lists cut entryIdIn to 500 ids
@@ -232,15 +239,25 @@ class KalturaClient:
         """One API call with the session KS; retried per the retry policy."""
         return await self._with_retries(service, action, params, use_session=True)
 
-    async def mutate(self, service: str, action: str, params: Params | None = None) -> Any:
+    async def mutate(
+        self,
+        service: str,
+        action: str,
+        params: Params | None = None,
+        *,
+        file: FilePart | None = None,
+    ) -> Any:
         """A call that changes something, sent ONCE.
 
         A lost answer (timeout, 5xx, a dropped connection) may mean the change was made,
         and ACTION_BLOCKED needs pacing the caller owns, so both are raised for the caller
         to decide (kretain.workers.delete re-checks before it retries). Only a rejected
         session is renewed and the call re-sent: Kaltura applied nothing then.
+        ``file``: the call carries a file part (multipart; see transport.FilePart).
         """
-        return await self._with_retries(service, action, params, use_session=True, mutating=True)
+        return await self._with_retries(
+            service, action, params, use_session=True, mutating=True, file=file
+        )
 
     async def multirequest(self, calls: Sequence[Call]) -> list[Any | ApiError]:
         """Several calls in one HTTP request; per-item errors are returned, not raised.
@@ -366,6 +383,122 @@ class KalturaClient:
         result = await self.mutate("baseentry", "restorerecycled", {"entryId": _one_id(entry_id)})
         return require_object(result, "baseentry.restoreRecycled")
 
+    # ---- restore: uploads and new content (each changing call sent once) --------------
+    async def add_upload_token(self, file_name: str, file_size: int) -> dict[str, Any]:
+        """``uploadToken.add`` with the file's name and size. Sent once."""
+        token = {"objectType": "KalturaUploadToken", "fileName": file_name, "fileSize": file_size}
+        result = await self.mutate("uploadtoken", "add", {"uploadToken": token})
+        return require_object(result, "uploadToken.add")
+
+    async def get_upload_token(self, token_id: str) -> dict[str, Any]:
+        """``uploadToken.get``: its status and ``uploadedFileSize`` (what a resume needs)."""
+        result = await self.call("uploadtoken", "get", {"uploadTokenId": _one_id(token_id)})
+        return require_object(result, "uploadToken.get")
+
+    async def find_upload_tokens(self, file_name: str) -> list[dict[str, Any]]:
+        """Upload tokens named ``file_name`` (not deleted), newest first: how a token whose
+        ``add`` lost its answer is found again."""
+        params = {
+            "filter": {
+                "objectType": "KalturaUploadTokenFilter",
+                "fileNameEqual": file_name,
+                "orderBy": "-createdAt",
+            },
+            "pager": _pager(1, MAX_PAGE_SIZE),
+        }
+        result = await self.call("uploadtoken", "list", params)
+        return parse_list_response(result, "uploadToken.list").objects
+
+    async def upload_to_token(
+        self, token_id: str, part: FilePart, *, resume: bool, resume_at: int, final_chunk: bool
+    ) -> dict[str, Any]:
+        """``uploadToken.upload`` of one chunk (``part``) at ``resume_at``. Sent once; the
+        bytes that went out are hashed in ``part.sha256``."""
+        params = {
+            "uploadTokenId": _one_id(token_id),
+            "resume": resume,
+            "resumeAt": resume_at,
+            "finalChunk": final_chunk,
+        }
+        result = await self.mutate("uploadtoken", "upload", params, file=part)
+        return require_object(result, "uploadToken.upload")
+
+    async def delete_upload_token(self, token_id: str) -> None:
+        """``uploadToken.delete`` (its data is dropped). Sent once."""
+        await self.mutate("uploadtoken", "delete", {"uploadTokenId": _one_id(token_id)})
+
+    async def add_media_entry(self, entry: Mapping[str, Any]) -> dict[str, Any]:
+        """``media.add``: a new entry (status NO_CONTENT) with the given wire fields. Sent
+        once: set a ``referenceId`` to find it again if the answer is lost."""
+        result = await self.mutate(
+            "media", "add", {"entry": {"objectType": "KalturaMediaEntry", **entry}}
+        )
+        return require_object(result, "media.add")
+
+    async def add_media_content(self, entry_id: str, token_id: str) -> dict[str, Any]:
+        """``media.addContent`` from an upload token: the entry's source. Sent once."""
+        resource = {"objectType": "KalturaUploadedFileTokenResource", "token": _one_id(token_id)}
+        result = await self.mutate(
+            "media", "addContent", {"entryId": _one_id(entry_id), "resource": resource}
+        )
+        return require_object(result, "media.addContent")
+
+    async def find_entries_by_reference(self, reference_id: str) -> list[dict[str, Any]]:
+        """Entries (any status but deleted, children and recycled ones too) whose
+        ``referenceId`` is ``reference_id``: how an entry whose ``add`` lost its answer is
+        found again."""
+        page_filter = {
+            "referenceIdEqual": reference_id,
+            "statusIn": LIVE_STATUSES_WIRE,
+            "moderationStatusIn": MODERATION_STATUSES_WIRE,
+            "displayInSearchIn": ANY_DISPLAY_IN_SEARCH_WIRE,
+        }
+        page = await self.list_entries(page_filter, 1, MAX_PAGE_SIZE, service="baseentry")
+        return [e for e in page.objects if e.get("referenceId") == reference_id]
+
+    async def add_asset(
+        self, kind: AssetKind, entry_id: str, fields: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """``<caption|attachment|thumb>.add``: a new asset without content. Sent once."""
+        service, _ = _asset_service(kind)
+        object_type, param = _asset_object(kind)
+        result = await self.mutate(
+            service,
+            "add",
+            {"entryId": _one_id(entry_id), param: {"objectType": object_type, **fields}},
+        )
+        return require_object(result, f"{service}.add")
+
+    async def set_asset_content(
+        self, kind: AssetKind, asset_id: str, token_id: str
+    ) -> dict[str, Any]:
+        """``<caption|attachment|thumb>.setContent`` from an upload token. Sent once."""
+        service, _ = _asset_service(kind)
+        _asset_object(kind)
+        resource = {"objectType": "KalturaUploadedFileTokenResource", "token": _one_id(token_id)}
+        result = await self.mutate(
+            service, "setContent", {"id": _one_id(asset_id), "contentResource": resource}
+        )
+        return require_object(result, f"{service}.setContent")
+
+    async def get_asset(self, kind: AssetKind, asset_id: str) -> dict[str, Any]:
+        """``<kind>Asset.get``; NotFound when missing or deleted."""
+        service, _ = _asset_service(kind)
+        result = await self.call(service, "get", {"id": _one_id(asset_id)})
+        return require_object(result, f"{service}.get")
+
+    async def set_default_thumb(self, thumb_asset_id: str) -> None:
+        """``thumbAsset.setAsDefault``: the entry's default thumbnail. Sent once."""
+        await self.mutate("thumbasset", "setAsDefault", {"thumbAssetId": _one_id(thumb_asset_id)})
+
+    async def convert_flavor(self, entry_id: str, flavor_params_id: int) -> None:
+        """``flavorAsset.convert``: (re)make the flavor of ``flavor_params_id`` from the
+        entry's source. Sent once."""
+        if isinstance(flavor_params_id, bool) or not isinstance(flavor_params_id, int):
+            raise ValueError(f"flavor params id must be an int, got {flavor_params_id!r}")
+        params = dict(entryId=_one_id(entry_id), flavorParamsId=flavor_params_id)
+        await self.mutate("flavorasset", "convert", params)
+
     async def delete_flavor(self, asset_id: str) -> None:
         """``flavorAsset.delete``. Sent once. The server does not protect the source flavor:
         the caller must find it first (kretain.rules.find_source)."""
@@ -376,14 +509,21 @@ class KalturaClient:
         return await self._with_retries(service, action, params, use_session=False)
 
     async def _with_retries(
-        self, service: str, action: str, payload: Any, *, use_session: bool, mutating: bool = False
+        self,
+        service: str,
+        action: str,
+        payload: Any,
+        *,
+        use_session: bool,
+        mutating: bool = False,
+        file: FilePart | None = None,
     ) -> Any:
         failures: Counter[Category] = Counter()
         label = f"{service}.{action}" if action else service
         while True:
             ks = await self._session.get() if use_session else None
             try:
-                return await self._send_once(service, action, payload, ks, label)
+                return await self._send_once(service, action, payload, ks, label, file)
             except KalturaError as exc:
                 category = classify(exc)
                 failures[category] += 1
@@ -410,13 +550,21 @@ class KalturaClient:
                     await asyncio.sleep(decision.delay)
 
     async def _send_once(
-        self, service: str, action: str, payload: Any, ks: str | None, label: str
+        self,
+        service: str,
+        action: str,
+        payload: Any,
+        ks: str | None,
+        label: str,
+        file: FilePart | None = None,
     ) -> Any:
         async with self._slots:
             if self._bucket is not None:
                 await self._bucket.acquire()
             self._stats.requests += 1
             self._stats.by_action[label.lower()] += 1
+            if file is not None:
+                return await self._transport.upload(service, action, payload, file, ks=ks)
             if service == "multirequest":
                 return await self._transport.multirequest(payload, ks=ks)
             return await self._transport.request(service, action, payload, ks=ks)
@@ -451,6 +599,13 @@ def _asset_service(kind: str) -> tuple[str, str]:
         return ASSET_SERVICES[kind]
     except KeyError:
         raise ValueError(f"asset kind must be one of {sorted(ASSET_SERVICES)}") from None
+
+
+def _asset_object(kind: str) -> tuple[str, str]:
+    try:
+        return ASSET_OBJECTS[kind]
+    except KeyError:
+        raise ValueError(f"only {sorted(ASSET_OBJECTS)} assets are added this way") from None
 
 
 def _one_id(value: str) -> str:

@@ -4,20 +4,29 @@ This is the only place that knows about aiohttp exceptions; each one is translat
 once into a :mod:`kretain.kaltura.errors` class and chained with ``from``. A JSON
 object whose ``objectType`` is ``KalturaAPIException`` raises the mapped ApiError.
 The transport guarantees valid JSON, nothing more: shape checks belong to callers.
+
+Calls with a file (``Transport.upload``) are multipart/form-data as Kaltura's own clients
+send them: every parameter in ONE field ``json`` (the server then reads that field alone,
+infraRequestUtils::getRequestParams) and the file in ``fileData`` with a file name. The
+file part is a byte range of a local file (:class:`FilePart`), read from disk block by
+block while it is sent (constant memory) and hashed on the way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
+import hashlib
 import json
+import os
 import socket
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+import aiohttp.payload
 
 from kretain import __version__
 from kretain.kaltura.errors import (
@@ -34,6 +43,105 @@ CLIENT_TAG = f"kretain:{__version__}"
 MAX_BODY_BYTES = 64 * 1024 * 1024
 
 Params = Mapping[str, Any]
+UPLOAD_BLOCK = 1 << 20  # bytes read from disk (and written to the socket) at a time
+
+
+class FileChanged(OSError):
+    """The file part's bytes on disk are not there any more (cut short while sent)."""
+
+
+ByteSource = Callable[[int], AsyncIterator[bytes]]  # a file's bytes from an offset, in blocks
+
+
+def local_file(path: str | os.PathLike[str]) -> ByteSource:
+    """A ByteSource reading a local file in UPLOAD_BLOCK pieces (off the event loop)."""
+
+    async def read(start: int) -> AsyncIterator[bytes]:
+        with open(path, "rb") as fh:
+            fh.seek(start)
+            while block := await asyncio.to_thread(fh.read, UPLOAD_BLOCK):
+                yield block
+
+    return read
+
+
+class FilePart:
+    """``length`` bytes from ``offset`` of a file (a path, or a ByteSource such as an
+    archive's reader), sent as a file part.
+
+    Each send reads the range afresh and hashes what it sends: after a send ``sha256`` is
+    the hex digest of the bytes that went out and ``sent`` their count (a send cut short
+    leaves ``sent < length``). A source shorter than promised sets ``cut_short`` and raises
+    FileChanged in the middle of the body, so the server never takes a short part.
+    """
+
+    def __init__(
+        self,
+        source: ByteSource | str | os.PathLike[str],
+        *,
+        filename: str,
+        offset: int = 0,
+        length: int,
+    ) -> None:
+        if offset < 0 or length < 0:
+            raise ValueError("offset and length must be >= 0")
+        self.source: ByteSource = source if callable(source) else local_file(source)
+        self.filename = filename
+        self.offset = offset
+        self.length = length
+        self.sha256: str | None = None
+        self.sent = 0
+        self.cut_short = False  # the last send found the file shorter than the range
+
+    def payload(self) -> aiohttp.payload.Payload:
+        return _FileRangePayload(self)
+
+    async def stream(self, write: Callable[[bytes], Awaitable[Any]]) -> None:
+        """Read the range and hand each block to ``write``."""
+        digest = hashlib.sha256()
+        self.sha256, self.sent, self.cut_short = None, 0, False
+        left = self.length
+        blocks = self.source(self.offset)
+        try:
+            async for block in blocks:
+                if left <= 0:
+                    break
+                piece = block[:left]
+                digest.update(piece)
+                await write(piece)
+                self.sent += len(piece)
+                left -= len(piece)
+        finally:
+            await _close(blocks)
+        if left > 0:
+            self.cut_short = True
+            raise FileChanged(f"{self.filename}: the file ended {left} bytes early")
+        self.sha256 = digest.hexdigest()
+
+
+async def _close(blocks: AsyncIterator[bytes]) -> None:
+    close = getattr(blocks, "aclose", None)
+    if close is not None:
+        await close()
+
+
+class _FileRangePayload(aiohttp.payload.Payload):
+    """aiohttp's view of a FilePart: a known size (so the request has a Content-Length)
+    and a body streamed from disk."""
+
+    def __init__(self, part: FilePart) -> None:
+        super().__init__(part, content_type="application/octet-stream", filename=part.filename)
+        self._size = part.length
+        self._part = part
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        raise TypeError("a file part is bytes streamed from disk")
+
+    async def write(self, writer: Any) -> None:
+        await self._part.stream(writer.write)
+
+    async def write_with_length(self, writer: Any, content_length: int | None) -> None:
+        await self.write(writer)
 
 
 def flatten_params(params: Params, prefix: str = "") -> list[tuple[str, str]]:
@@ -160,6 +268,11 @@ class Transport:
         self._session_timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=connect_timeout, sock_read=read_timeout
         )
+        # A chunk of a file takes as long as the link needs, and Kaltura may wait up to 45 s
+        # for the chunks before a final one: no total deadline, a long wait for the answer.
+        self._upload_timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=connect_timeout, sock_read=max(read_timeout or 0, 180.0)
+        )
         self._connector_limit = connector_limit
         self._verify_tls = verify_tls
         self._session: aiohttp.ClientSession | None = None
@@ -211,6 +324,29 @@ class Transport:
             raise InvalidResponse(f"multirequest answered a {type(result).__name__}, not a list")
         return result
 
+    async def upload(
+        self,
+        service: str,
+        action: str,
+        params: Params | None,
+        file: FilePart,
+        *,
+        ks: str | None = None,
+        field: str = "fileData",
+    ) -> Any:
+        """One api_v3 call carrying a file (see the module docstring)."""
+        body = nest_pairs(self._common(ks) + flatten_params(params or {}))
+        writer = aiohttp.MultipartWriter("form-data")
+        part = writer.append(json.dumps(body))
+        part.set_content_disposition("form-data", name="json")
+        file_payload = writer.append_payload(file.payload())
+        file_payload.set_content_disposition("form-data", name=field, filename=file.filename)
+        url = f"{self.service_url}/api_v3/service/{service}/action/{action}"
+        result = await self._post(url, multipart=writer, timeout=self._upload_timeout)
+        if is_api_exception(result):
+            raise api_error_from_wire(result)
+        return result
+
     def _common(self, ks: str | None) -> list[tuple[str, str]]:
         form = [("format", "1"), ("clientTag", self.client_tag)]
         if ks:
@@ -223,12 +359,15 @@ class Transport:
         form: list[tuple[str, str]] | None = None,
         *,
         json: dict[str, Any] | None = None,
+        multipart: aiohttp.MultipartWriter | None = None,
+        timeout: aiohttp.ClientTimeout | None = None,
     ) -> Any:
         # json= makes aiohttp send exactly "Content-Type: application/json", the only
         # value Kaltura treats as a JSON body.
+        data: Any = multipart if multipart is not None else form
         try:
             async with self.http.post(
-                url, data=form, json=json, timeout=self._api_timeout
+                url, data=data, json=json, timeout=timeout or self._api_timeout
             ) as response:
                 body = await response.read()
                 if response.status != 200:

@@ -320,6 +320,36 @@ async def m005_stage_failures_and_delete(conn: aiosqlite.Connection) -> None:
         raise SchemaVersionError(f"migration 5 left {len(broken)} dangling references")
 
 
+@migration
+async def m006_restore(conn: aiosqlite.Connection) -> None:
+    """Restores: exemptions held in the database, each restore's progress and the objects it
+    made in Kaltura. New tables only: existing rows are untouched."""
+    await _run_script(
+        conn,
+        """
+        CREATE TABLE exemptions (
+            entry_id TEXT PRIMARY KEY, reason TEXT NOT NULL, created_at INTEGER NOT NULL,
+            run_id INTEGER, restored_from TEXT
+        );
+        CREATE TABLE restores (
+            entry_id TEXT PRIMARY KEY REFERENCES entries (id) ON DELETE CASCADE,
+            mode TEXT NOT NULL CHECK (mode IN ('recycle_bin', 'archive', 'flavors')),
+            started_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, finished_at INTEGER,
+            run_id INTEGER, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT
+        );
+        CREATE TABLE restore_objects (
+            entry_id TEXT NOT NULL REFERENCES restores (entry_id) ON DELETE CASCADE,
+            old_id TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('entry', 'child', 'flavor', 'caption',
+                'attachment', 'thumb')),
+            owner_old_id TEXT, new_id TEXT, token_id TEXT, step TEXT NOT NULL,
+            updated_at INTEGER NOT NULL,
+            PRIMARY KEY (entry_id, old_id)
+        );
+        """,
+    )
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

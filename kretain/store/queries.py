@@ -41,6 +41,13 @@ Functions (async; ``store`` is a :class:`kretain.store.db.Store`):
     states_of(store, ids) -> {id: State};  unseen_since(store, states, first_run) -> rows
   meta
     get_meta(store, key) -> str | None;  set_meta(store, key, value | None);  set_meta_many
+  restores and exemptions (kretain restore)
+    restore_selection(store, *, ids=None, states=(), owners=(), policies=()) -> [EntryRow]
+    get_restore / start_restore / fail_restore / finish_restore     one restore's progress
+    restore_objects(store, entry_id) -> {old id: RestoreObject};  save_restore_object(...);
+    forget_restore_objects(...)      what a restore made in Kaltura, step by step
+    upload_intents(store, entry_id, asset_id, token_id) -> [chunk details]
+    add_exemptions / lift_exemptions / exemptions    exemptions held in the database
 """
 
 from __future__ import annotations
@@ -68,7 +75,12 @@ from kretain.store.states import ATTEMPTS_COLUMN, Action, AssetBackupState, Stat
 from kretain.store.transitions import Job, as_write
 
 __all__ = [
+    "RESTORABLE_STATES",
+    "ExemptionRow",
+    "RestoreObject",
+    "RestoreRow",
     "StatusRow",
+    "add_exemptions",
     "archive_uris",
     "assets_of",
     "carried_out",
@@ -78,11 +90,17 @@ __all__ = [
     "due_later",
     "entries_after",
     "entries_in_state",
+    "exemptions",
+    "fail_restore",
     "fail_window",
+    "finish_restore",
     "finish_run",
+    "forget_restore_objects",
     "get_entry",
     "get_meta",
+    "get_restore",
     "get_run",
+    "lift_exemptions",
     "mark_removed",
     "recent_runs",
     "refresh_entries",
@@ -90,19 +108,24 @@ __all__ = [
     "replace_assets",
     "replace_assets_job",
     "replace_assets_many",
+    "restore_objects",
+    "restore_selection",
     "running_runs",
+    "save_restore_object",
     "save_window_cursor",
     "seed_window",
     "set_held",
     "set_meta",
     "set_meta_many",
     "split_window",
+    "start_restore",
     "start_run",
     "states_of",
     "status_rows",
     "unfinished_windows",
     "unseen_since",
     "update_asset_backup",
+    "upload_intents",
     "window_counts",
 ]
 
@@ -652,3 +675,252 @@ async def set_meta_many(store: Store, values: Mapping[str, str | None]) -> None:
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                     (key, value),
                 )
+
+
+# ---- restores and exemptions --------------------------------------------------------------
+# kretain restore's bookkeeping (kretain/workers/restore.py): which rows a restore may take,
+# each restore's progress and the objects it made in Kaltura, and the exemptions it records.
+
+RESTORABLE_STATES: tuple[State, ...] = (State.DELETED, State.RECYCLED, State.STRIPPED)
+_ADMIN_EVENT_SQL = (
+    "INSERT INTO events (time, run_id, entry_id, asset_id, kind, from_state, to_state, action,"
+    " outcome, detail) VALUES (?, ?, ?, NULL, 'admin', NULL, NULL, NULL, ?, ?)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreRow:
+    entry_id: str
+    mode: str  # recycle_bin | archive | flavors
+    started_at: int
+    updated_at: int
+    finished_at: int | None
+    run_id: int | None
+    attempts: int
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreObject:
+    """What a restore made for one original object: the entry, a child, or an asset."""
+
+    entry_id: str
+    old_id: str
+    kind: str
+    owner_old_id: str | None
+    new_id: str | None
+    token_id: str | None
+    step: str
+    updated_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExemptionRow:
+    entry_id: str
+    reason: str
+    created_at: int
+    run_id: int | None
+    restored_from: str | None
+
+
+async def restore_selection(
+    store: Store,
+    *,
+    ids: Sequence[str] | None = None,
+    states: Sequence[State | str] = (),
+    owners: Sequence[str] = (),
+    policies: Sequence[str] = (),
+) -> list[EntryRow]:
+    """Rows a restore is asked about. ``ids``: those rows in any state (the caller says why
+    one cannot be restored); otherwise the rows in ``states`` (default: deleted, recycled,
+    stripped) of the given owners (case-insensitive) and rules. Oldest deleted first."""
+    where: list[str] = []
+    params: list[Any] = []
+    if ids is not None:
+        out: list[EntryRow] = []
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            rows = await store.fetchall(
+                f"SELECT * FROM entries WHERE id IN ({','.join('?' * len(chunk))})", chunk
+            )
+            out += [EntryRow.from_row(r) for r in rows]
+        order = {i: n for n, i in enumerate(unique)}
+        return sorted(out, key=lambda r: order[r.id])
+    chosen = [str(State(s)) for s in states] or [str(s) for s in RESTORABLE_STATES]
+    where.append(f"state IN ({','.join('?' * len(chosen))})")
+    params += chosen
+    if owners:
+        where.append(f"lower(owner) IN ({','.join('?' * len(owners))})")
+        params += [o.lower() for o in owners]
+    if policies:
+        where.append(f"policy IN ({','.join('?' * len(policies))})")
+        params += list(policies)
+    rows = await store.fetchall(
+        f"SELECT * FROM entries WHERE {' AND '.join(where)} "
+        "ORDER BY coalesce(deleted_at, recycled_at, stripped_at, state_changed_at), id",
+        params,
+    )
+    return [EntryRow.from_row(r) for r in rows]
+
+
+async def get_restore(store: Store, entry_id: str) -> RestoreRow | None:
+    row = await store.fetchone("SELECT * FROM restores WHERE entry_id = ?", (entry_id,))
+    return RestoreRow(**dict(row)) if row else None
+
+
+async def start_restore(
+    store: Store, entry_id: str, mode: str, *, run_id: int | None, now: int | None = None
+) -> None:
+    """Begin (or continue) the restore of ``entry_id`` by ``mode``; progress already recorded
+    is kept."""
+    when = _wall_now() if now is None else now
+    async with store.transaction() as conn:
+        await conn.execute(
+            "INSERT INTO restores (entry_id, mode, started_at, updated_at, run_id) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (entry_id) DO UPDATE SET mode = excluded.mode, "
+            "updated_at = excluded.updated_at, run_id = excluded.run_id, finished_at = NULL",
+            (entry_id, mode, when, when, run_id),
+        )
+
+
+async def fail_restore(store: Store, entry_id: str, error: str, *, now: int | None = None) -> None:
+    """A restore run that failed or refused: one more attempt and the reason."""
+    when = _wall_now() if now is None else now
+    async with store.transaction() as conn:
+        await conn.execute(
+            "UPDATE restores SET attempts = attempts + 1, last_error = ?, updated_at = ? "
+            "WHERE entry_id = ?",
+            (error[:2000], when, entry_id),
+        )
+
+
+async def finish_restore(store: Store, entry_id: str, *, now: int | None = None) -> None:
+    when = _wall_now() if now is None else now
+    async with store.transaction() as conn:
+        await conn.execute(
+            "UPDATE restores SET finished_at = ?, updated_at = ?, last_error = NULL "
+            "WHERE entry_id = ?",
+            (when, when, entry_id),
+        )
+
+
+async def restore_objects(store: Store, entry_id: str) -> dict[str, RestoreObject]:
+    """old id -> what the restore of ``entry_id`` made for it so far."""
+    rows = await store.fetchall(
+        "SELECT * FROM restore_objects WHERE entry_id = ? ORDER BY rowid", (entry_id,)
+    )
+    return {r["old_id"]: RestoreObject(**dict(r)) for r in rows}
+
+
+async def save_restore_object(
+    store: Store,
+    entry_id: str,
+    old_id: str,
+    kind: str,
+    step: str,
+    *,
+    owner_old_id: str | None = None,
+    new_id: str | None = _UNSET,
+    token_id: str | None = _UNSET,
+    now: int | None = None,
+) -> None:
+    """Record a step of the restore of one original object (new_id / token_id only when
+    given; an omitted one keeps its value)."""
+    when = _wall_now() if now is None else now
+    sets = ["step = excluded.step", "updated_at = excluded.updated_at"]
+    if new_id is not _UNSET:
+        sets.append("new_id = excluded.new_id")
+    if token_id is not _UNSET:
+        sets.append("token_id = excluded.token_id")
+    async with store.transaction() as conn:
+        await conn.execute(
+            "INSERT INTO restore_objects (entry_id, old_id, kind, owner_old_id, new_id, "
+            "token_id, step, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            f"ON CONFLICT (entry_id, old_id) DO UPDATE SET {', '.join(sets)}",
+            (
+                entry_id,
+                old_id,
+                kind,
+                owner_old_id,
+                None if new_id is _UNSET else new_id,
+                None if token_id is _UNSET else token_id,
+                step,
+                when,
+            ),
+        )
+
+
+async def forget_restore_objects(store: Store, entry_id: str, old_ids: Sequence[str]) -> None:
+    """Drop the records of objects that no longer exist in Kaltura (made again next)."""
+    async with store.transaction() as conn:
+        await conn.executemany(
+            "DELETE FROM restore_objects WHERE entry_id = ? AND old_id = ?",
+            [(entry_id, o) for o in old_ids],
+        )
+
+
+async def upload_intents(
+    store: Store, entry_id: str, asset_id: str, token_id: str
+) -> list[dict[str, Any]]:
+    """The chunks announced for ``token_id`` (the JSON details of the uploadtoken.upload
+    intents of that asset), oldest first."""
+    rows = await store.fetchall(
+        "SELECT detail FROM events WHERE kind = 'intent' AND entry_id = ? AND asset_id = ? "
+        "AND action = 'uploadtoken.upload' ORDER BY id",
+        (entry_id, asset_id),
+    )
+    out = []
+    for (detail,) in rows:
+        doc = rules.raw_json(detail)
+        if doc.get("token") == token_id:
+            out.append(dict(doc))
+    return out
+
+
+async def add_exemptions(
+    store: Store,
+    exempt: Mapping[str, tuple[str, str | None]],
+    *,
+    run_id: int | None,
+    now: int | None = None,
+) -> None:
+    """Record exemptions: entry id -> (reason, the entry it was restored from or None); one
+    admin event each. An entry already exempt keeps its first record."""
+    when = _wall_now() if now is None else now
+    async with store.transaction() as conn:
+        for entry_id, (reason, source) in exempt.items():
+            cur = await conn.execute(
+                "INSERT INTO exemptions (entry_id, reason, created_at, run_id, restored_from) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (entry_id) DO NOTHING",
+                (entry_id, reason, when, run_id, source),
+            )
+            if cur.rowcount:
+                await conn.execute(_ADMIN_EVENT_SQL, (when, run_id, entry_id, "exempted", reason))
+
+
+async def lift_exemptions(
+    store: Store, entry_ids: Sequence[str], *, run_id: int | None, now: int | None = None
+) -> list[str]:
+    """Remove database exemptions (``kretain unexempt``); one admin event each. Returns the
+    ids that had one."""
+    when = _wall_now() if now is None else now
+    lifted: list[str] = []
+    async with store.transaction() as conn:
+        for entry_id in dict.fromkeys(entry_ids):
+            row = await (
+                await conn.execute("SELECT reason FROM exemptions WHERE entry_id = ?", (entry_id,))
+            ).fetchone()
+            if row is None:
+                continue
+            await conn.execute("DELETE FROM exemptions WHERE entry_id = ?", (entry_id,))
+            await conn.execute(
+                _ADMIN_EVENT_SQL, (when, run_id, entry_id, "exemption_lifted", row[0])
+            )
+            lifted.append(entry_id)
+    return lifted
+
+
+async def exemptions(store: Store) -> list[ExemptionRow]:
+    rows = await store.fetchall("SELECT * FROM exemptions ORDER BY created_at, entry_id")
+    return [ExemptionRow(**dict(r)) for r in rows]

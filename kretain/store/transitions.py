@@ -15,7 +15,7 @@ the wall clock, in Unix seconds):
         Batched move in one transaction. Returns the ids that did NOT move (not found or in
         another state). strict=True raises StateConflictError instead and moves nothing.
     claim(store, from_state, to_state, limit, run_id, lease_seconds, *, action=None,
-          max_attempts=None, now=None) -> list[EntryRow]
+          max_attempts=None, entry_ids=None, now=None) -> list[EntryRow]
         Atomically pick up to ``limit`` unleased (or lease-expired) rows in ``from_state`` (a
         state or a collection of states), oldest created first, move them to ``to_state`` and
         stamp lease_owner/lease_expires_at/lease_from_state. from == to is a pure lease (no event).
@@ -388,7 +388,7 @@ async def claim(
     action: Action | str | None = None,
     max_attempts: int | None = None,
     policies: Collection[str] | None = None,
-    ids: Collection[str] | None = None,
+    entry_ids: Collection[str] | None = None,
     now: int | None = None,
 ) -> list[EntryRow]:
     """Lease up to ``limit`` rows: move them from_state -> to_state stamped with ``run_id``.
@@ -396,8 +396,9 @@ async def claim(
     Skips rows leased by anyone whose lease has not expired. ``action`` restricts to rows with
     that action; ``max_attempts`` skips rows whose failure counter for their state has reached
     it (the retry limit of a stage; states.ATTEMPTS_COLUMN); ``policies`` restricts to rows of
-    those rules; ``ids`` to those rows (at most 500). A row leased by this run may be claimed
-    again by it (a pure lease becoming a move keeps the state it was first claimed from).
+    those rules; ``entry_ids`` to those rows (at most 500). A named row this run already
+    leases may be claimed again by it (a lease becoming a move keeps the state it was first
+    claimed from).
     Returns the claimed rows as they are after the move.
     """
     froms = _states(from_state)
@@ -408,14 +409,9 @@ async def claim(
     if limit <= 0:
         return []
     when = _wall_now() if now is None else now
-    where, params = _claimable(froms, action, max_attempts, when, policies)
-    if ids is not None:
-        chosen = list(ids)[:_CHUNK]
-        where.append(f"id IN ({_marks(len(chosen))})" if chosen else "0")
-        params += chosen
-        # Named rows this run already leases may move on under the same lease.
-        where[1] = "(lease_owner IS NULL OR lease_expires_at <= ? OR lease_owner = ?)"
-        params.insert(len(froms) + 1, run_id)
+    where, params = _claimable(
+        froms, action, max_attempts, when, policies, entry_ids, own_run=run_id
+    )
 
     def write(conn: sqlite3.Connection) -> list[Any]:
         rows = conn.execute(
@@ -471,10 +467,22 @@ def _claimable(
     max_attempts: int | None,
     when: int,
     policies: Collection[str] | None = None,
+    entry_ids: Collection[str] | None = None,
+    own_run: str | None = None,
 ) -> tuple[list[str], list[Any]]:
     """The WHERE terms (and parameters) of rows a claim may take."""
     where = [f"state IN ({_marks(len(froms))})", "(lease_owner IS NULL OR lease_expires_at <= ?)"]
     params: list[Any] = [*map(str, froms), when]
+    if entry_ids is not None and own_run is not None:
+        # Named rows this run already leases may move on under the same lease.
+        where[1] = "(lease_owner IS NULL OR lease_expires_at <= ? OR lease_owner = ?)"
+        params.append(own_run)
+    if entry_ids is not None:
+        ids = list(entry_ids)
+        if len(ids) > _CHUNK:
+            raise StoreError(f"a claim names at most {_CHUNK} entries, got {len(ids)}")
+        where.append(f"id IN ({_marks(len(ids))})")
+        params += ids
     if action is not None:
         where.append("action = ?")
         params.append(str(Action(action)))
@@ -498,11 +506,12 @@ async def count_claimable(
     action: Action | str | None = None,
     max_attempts: int | None = None,
     policies: Collection[str] | None = None,
+    entry_ids: Collection[str] | None = None,
     now: int | None = None,
 ) -> int:
     """How many rows a claim with these arguments could take now (a stage's total)."""
     when = _wall_now() if now is None else now
-    where, params = _claimable(_states(from_state), action, max_attempts, when, policies)
+    where, params = _claimable(_states(from_state), action, max_attempts, when, policies, entry_ids)
     row = await store.fetchone(f"SELECT count(*) FROM entries WHERE {' AND '.join(where)}", params)
     return int(row[0])
 

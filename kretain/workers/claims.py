@@ -49,6 +49,7 @@ class ClaimPhase:
     max_attempts: int | None = None
     up_front: bool = False
     policies: tuple[str, ...] | None = None  # only rows of these rules
+    entry_ids: frozenset[str] | None = None  # only these rows (at most 500): a restore's
 
 
 class ClaimLoop:
@@ -116,6 +117,7 @@ class ClaimLoop:
                 action=phase.action,
                 max_attempts=phase.max_attempts,
                 policies=phase.policies,
+                entry_ids=phase.entry_ids,
             )
         return total
 
@@ -153,6 +155,7 @@ class ClaimLoop:
             action=phase.action,
             max_attempts=phase.max_attempts,
             policies=phase.policies,
+            entry_ids=phase.entry_ids,
         )
         self.held.update(r.id for r in rows)
         self.claimed += len(rows)

@@ -498,7 +498,7 @@ class _Stage:
             1,
             self.ctx.run_id,
             self.opts.lease_seconds,
-            ids=[row.id],
+            entry_ids=[row.id],
         )
         if not begun:
             raise StateConflictError(f"{row.id} is no longer {row.state}", [row.id])

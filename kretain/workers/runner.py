@@ -24,6 +24,7 @@ import structlog
 from kretain.config import Settings
 from kretain.errors import ConfigError
 from kretain.kaltura.client import ClientConfig, KalturaClient
+from kretain.policy import with_restored
 from kretain.progress import ProgressReporter
 from kretain.store import queries, transitions
 from kretain.store.db import Store, open_store
@@ -168,11 +169,13 @@ async def _stages(
     # size workers take them as they come, so the listing's waits on Kaltura overlap with
     # sizing work. Both are guarded by row states, so neither can undo the other's work.
     concurrency = max(1, min(settings.concurrency, 8))
+    # Entries a restore brought back stay exempt until `kretain unexempt` lifts them.
+    held = [e.entry_id for e in await queries.exemptions(store)]
     ctx = RunContext(
         store,
         client,
         run_id=report.run_id,
-        policy=settings.policy,
+        policy=with_restored(settings.policy, held),
         as_of=settings.as_of,
         progress=_running_totals(progress, {}),
     )

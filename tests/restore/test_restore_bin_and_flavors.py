@@ -1,0 +1,195 @@
+"""Recycled entries come back out of the recycle bin (or from the archive once the bin was
+emptied); stripped entries get their flavors converted again. Restored entries stay exempt
+until `kretain unexempt`."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from ctxhelpers import make_ctx
+from restore_support import ENTRIES, SPEC, archived, client_for, kretain, new_run, store_at
+
+from kretain import rules
+from kretain.simulator.testing import admitted_times, max_in_window, run_simulator
+from kretain.store import queries
+from kretain.store.states import State
+from kretain.workers.restore import RestoreOptions, restore
+
+EVERYTHING_TOML = """
+[[policy.rules]]
+name = "everything"
+min_age_years = 0
+not_played_years = 0
+action = "delete_entry"
+"""
+
+
+def row_of(db: Path, entry_id: str) -> Any:
+    async def go() -> Any:
+        async with store_at(db) as store:
+            return await queries.get_entry(store, entry_id)
+
+    return asyncio.run(go())
+
+
+def events_of(db: Path, entry_id: str) -> list[tuple[str, str | None, str | None]]:
+    async def go() -> list[tuple[str, str | None, str | None]]:
+        async with store_at(db) as store:
+            rows = await store.fetchall(
+                "SELECT kind, action, outcome FROM events WHERE entry_id = ? ORDER BY id",
+                (entry_id,),
+            )
+            return [tuple(r) for r in rows]
+
+    return asyncio.run(go())
+
+
+def calls(sim: Any, service: str, action: str) -> list[dict[str, Any]]:
+    return [m for m in sim.mutations if m["service"] == service and m["action"] == action]
+
+
+def test_recycled_entry_comes_out_of_the_bin_and_stays_exempt_until_lifted(
+    tmp_path: Path,
+) -> None:
+    eid = ENTRIES["image_b"]
+    db = tmp_path / "k.db"
+    with run_simulator(SPEC) as sim:
+        asyncio.run(archived(sim, db, tmp_path / "archive", [eid], how="recycle"))
+        assert sim.partner.get_entry(eid)["displayInSearch"] == -2
+        before = len(sim.mutations)
+        dry = kretain(sim, db, "restore", eid)
+        assert dry.exit_code == 0 and len(sim.mutations) == before
+        assert "would restore from the recycle bin" in dry.stdout
+        done = kretain(sim, db, "restore", eid, "--yes")
+        assert done.exit_code == 0, done.output
+        assert "restored from the recycle bin" in done.stdout
+        assert sim.partner.get_entry(eid)["displayInSearch"] == 1  # out of the bin, same id
+        assert [m["outcome"] for m in calls(sim, "baseentry", "restorerecycled")] == ["ok"]
+        row = row_of(db, eid)
+        assert row.state == State.KEPT and row.reason == "restored from the recycle bin"
+        assert row.exempt_by == rules.RESTORED_EXEMPTION and row.purge_at is None
+
+        # The next run does not make it a candidate again: the exemption holds...
+        (tmp_path / "kretain.toml").write_text(EVERYTHING_TOML)
+        audit = kretain(sim, db, "run", "--stage", "audit", "--no-progress")
+        assert audit.exit_code == 0, audit.output
+        row = row_of(db, eid)
+        assert row.state == State.EXEMPT and row.exempt_by == rules.RESTORED_EXEMPTION
+        # ...until it is lifted (an admin event); then the policy applies again.
+        listed = kretain(sim, db, "unexempt", "--list")
+        assert eid in listed.stdout and "restored from the recycle bin" in listed.stdout
+        lifted = kretain(sim, db, "unexempt", eid)
+        assert lifted.exit_code == 0 and "exemption lifted" in lifted.stdout
+        assert ("admin", None, "exemption_lifted") in events_of(db, eid)
+        assert kretain(sim, db, "unexempt", eid).exit_code == 1  # nothing left to lift
+        audit = kretain(sim, db, "run", "--stage", "audit", "--no-progress")
+        assert audit.exit_code == 0, audit.output
+        assert row_of(db, eid).state in (State.CANDIDATE, State.SIZED)
+
+
+def test_a_lost_answer_on_restore_recycled_is_not_sent_twice(tmp_path: Path) -> None:
+    eid = ENTRIES["image_c"]
+    db = tmp_path / "k.db"
+    with run_simulator(SPEC) as sim:
+        asyncio.run(archived(sim, db, tmp_path / "archive", [eid], how="recycle"))
+        sim.knobs.lose_next("baseEntry.restoreRecycled")
+        done = kretain(sim, db, "restore", eid, "--yes")
+        assert done.exit_code == 0, done.output
+        sent = calls(sim, "baseentry", "restorerecycled")
+        assert len(sent) == 1 and sent[0]["answer_lost"]
+        assert row_of(db, eid).state == State.KEPT
+        events = events_of(db, eid)
+        assert ("intent", "baseentry.restorerecycled", "intent") in events
+        assert ("api", "baseentry.restorerecycled", "ok") in events  # found out of the bin
+
+
+def test_an_entry_purged_from_the_bin_is_recreated_from_the_archive(tmp_path: Path) -> None:
+    eid = ENTRIES["audio"]
+    db, root = tmp_path / "k.db", tmp_path / "archive"
+    with run_simulator(SPEC) as sim:
+        asyncio.run(archived(sim, db, root, [eid], how="recycle"))
+        # 31 days later Kaltura's daily cleanup has emptied the bin.
+        sim.knobs.now = sim.partner.clock() + 31 * 86_400
+        dry = kretain(sim, db, "restore", eid)
+        assert "purged from the recycle bin; re-create from" in dry.stdout
+        done = kretain(sim, db, "restore", eid, "--yes")
+        assert done.exit_code == 0, done.output
+        row = row_of(db, eid)
+        assert row.state == State.RESTORED and row.new_entry_id not in (None, eid)
+        assert sim.partner.get_entry(row.new_entry_id)["status"] == 2
+        assert calls(sim, "baseentry", "restorerecycled") == []
+
+
+def stripped_flavors(sim: Any, entry_id: str) -> set[int]:
+    return {
+        a["flavorParamsId"]
+        for a in sim.partner.assets_of(entry_id)
+        if a["kind"] == "flavor" and not a.get("isOriginal")
+    }
+
+
+def children(sim: Any, entry_id: str) -> list[str]:
+    rows = sim.partner.sql("SELECT id FROM entries WHERE parent_entry_id = ?", (entry_id,))
+    return [r[0] for r in rows]
+
+
+def test_stripped_entry_gets_its_flavors_back(tmp_path: Path) -> None:
+    eid = ENTRIES["captions_emoji"]
+    db = tmp_path / "k.db"
+    with run_simulator(SPEC) as sim:
+        params = stripped_flavors(sim, eid)
+        assert len(params) >= 3
+        asyncio.run(archived(sim, db, tmp_path / "archive", [eid], how="strip"))
+        assert stripped_flavors(sim, eid) == set()
+        dry = kretain(sim, db, "restore", "--state", "stripped")
+        assert "would rebuild flavors" in dry.stdout
+        done = kretain(sim, db, "restore", "--state", "stripped", "--yes")
+        assert done.exit_code == 0, done.output
+        assert stripped_flavors(sim, eid) == params
+        assert all(a["status"] == 2 for a in sim.partner.assets_of(eid) if a["kind"] == "flavor")
+        assert len(calls(sim, "flavorasset", "convert")) == len(params)
+        row = row_of(db, eid)
+        assert row.state == State.KEPT and row.exempt_by == rules.RESTORED_EXEMPTION
+
+        async def removed() -> list[Any]:
+            async with store_at(db) as store:
+                return [a for a in await queries.assets_of(store, eid) if a.removed_at]
+
+        assert asyncio.run(removed()) == []
+        before = len(sim.mutations)
+        again = kretain(sim, db, "restore", eid, "--yes")
+        assert again.exit_code == 0 and len(sim.mutations) == before  # a second time: nothing
+
+
+async def _restore_directly(sim: Any, db: Path, ids: list[str], opts: RestoreOptions) -> Any:
+    async with store_at(db) as store, client_for(sim) as client:
+        ctx = make_ctx(store, client, await new_run(store))
+        rows = await queries.restore_selection(store, ids=ids)
+        return await restore(ctx, rows, options=opts)
+
+
+def test_calls_are_paced_per_action_and_action_blocked_slows_down(tmp_path: Path) -> None:
+    eids = [ENTRIES["captions_emoji"], ENTRIES["captions_child"]]
+    db = tmp_path / "k.db"
+    with run_simulator(SPEC) as sim:
+        owners = [*eids, *(c for e in eids for c in children(sim, e))]
+        wanted = {o: stripped_flavors(sim, o) for o in owners}
+        wanted = {o: p for o, p in wanted.items() if p}
+        asyncio.run(archived(sim, db, tmp_path / "archive", eids, how="strip"))
+        # The partner allows 3 converts in half a second; we ask for 4: blocked, then slower.
+        sim.knobs.set_rate_limit("flavorAsset.convert", 3, 0.5)
+        result = asyncio.run(
+            _restore_directly(sim, db, eids, RestoreOptions(rate=4, window=0.5, concurrency=2))
+        )
+        assert result.rebuilt == 2 and result.failed == 0, result.problems
+        converts = calls(sim, "flavorasset", "convert")
+        ok = [m for m in converts if m["outcome"] == "ok"]
+        assert any(m["outcome"] == "ACTION_BLOCKED" for m in converts)
+        converted = {(m["id"], int(m["params"]["flavorParamsId"])) for m in ok}
+        assert len(converted) == len(ok)  # each flavor converted once, blocked calls resent
+        assert converted == {(owner, p) for owner in wanted for p in wanted[owner]}
+        for owner, params in wanted.items():
+            assert stripped_flavors(sim, owner) == params
+        assert max_in_window(admitted_times(sim.mutations, "flavorAsset.convert"), 0.5) <= 4
