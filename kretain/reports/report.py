@@ -330,6 +330,10 @@ def _size(n: int, key: str | None = None) -> Cell:
     return Cell(human(n), key, n, num=True, title=f"{n:,} bytes")
 
 
+def _entries(n: int) -> str:
+    return f"{n:,} entr{'y' if n == 1 else 'ies'}"
+
+
 def _pct(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}%" if whole else "0.0%"
 
@@ -431,7 +435,7 @@ def _headline(data: ReportData) -> Section:
             Card(
                 "Freed so far",
                 Cell(human(freed.bytes), "headline.freed", freed.bytes, True),
-                f"{_pct(freed.bytes, saved)} of the storage to free; {freed.entries:,} entries",
+                f"{_pct(freed.bytes, saved)} of the storage to free; {_entries(freed.entries)}",
             )
         )
     return Section("headline", "Headline figures", [Cards(cards)])
@@ -448,13 +452,13 @@ def _rules_section(data: ReportData) -> Section:
     bars, rows = [], []
     for rule, action, a, unsized in data.by_rule:
         key, words = f"rule.{rule}.{action}", ACTION_WORDS.get(action, str(action))
-        tip = f"{rule}, {words}: {human(a.bytes)}, {a.entries:,} entries"
+        tip = f"{rule}, {words}: {human(a.bytes)}, {_entries(a.entries)}"
         segment = Segment(a.bytes, f"{key}.bytes", tip)
         bars.append(
             Bar(
                 f"{rule}: {words}",
                 _one_of(len(series), index.get(rule, 0), segment),
-                f"{human(a.bytes)} · {a.entries:,} entries",
+                f"{human(a.bytes)} · {_entries(a.entries)}",
             )
         )
         rows.append(
@@ -583,12 +587,12 @@ def _owners_section(data: ReportData) -> Section:
     bars, rows = [], []
     for rank, o in enumerate(data.owners, 1):
         name = _owner_label(data, rank, o.owner)
-        tip = f"{name}: {human(o.bytes_saved)}, {o.entries:,} entries"
+        tip = f"{name}: {human(o.bytes_saved)}, {_entries(o.entries)}"
         bars.append(
             Bar(
                 f"{rank}. {name}",
                 [Segment(o.bytes_saved, f"owner.{rank}.bytes", tip)],
-                f"{human(o.bytes_saved)} · {o.entries:,} entries",
+                f"{human(o.bytes_saved)} · {_entries(o.entries)}",
             )
         )
         rows.append(
@@ -627,10 +631,10 @@ def _media_section(data: ReportData) -> Section:
     for metric, label in MEDIA_ROWS:
         counts = {c: int(values[c][metric]) for c in columns}
         segments = [
-            Segment(counts[c], f"media.{metric}.{c}", f"{label}, {c}: {counts[c]:,} entries")
+            Segment(counts[c], f"media.{metric}.{c}", f"{label}, {c}: {_entries(counts[c])}")
             for c in data.rules
         ]
-        bars.append(Bar(label, segments, f"{counts['total']:,} entries"))
+        bars.append(Bar(label, segments, f"{_entries(counts['total'])}"))
         rows.append([Cell(label), *(_int(counts[c], f"media.{metric}.{c}") for c in columns)])
     table = Table(
         ["type", *columns],
@@ -720,9 +724,9 @@ def _progress_section(data: ReportData) -> Section:
             row.append(_size(freed.bytes, f"stage.{key}.freed") if freed else Cell("", num=True))
         rows.append(row)
         if a.entries:  # the table lists every stage; the chart only those holding entries
-            tip = f"{words}: {a.entries:,} entries, {human(a.bytes)} to free"
+            tip = f"{words}: {_entries(a.entries)}, {human(a.bytes)} to free"
             segment = Segment(a.entries, f"stage.{key}.entries", tip)
-            text = f"{a.entries:,} entries · {human(a.bytes)}"
+            text = f"{_entries(a.entries)} · {human(a.bytes)}"
             bars.append(Bar(words, _one_of(len(series), groups[group], segment), text))
     total = [
         Cell("all candidates"),
@@ -750,7 +754,7 @@ def _held_blocks(data: ReportData) -> list[Block]:
     series = [Series("held back", charts.PALETTE["orange"], "stripes")]
     bars, rows = [], []
     for i, (reason, a) in enumerate(data.held, 1):
-        tip = f"{reason}: {a.entries:,} entries, {human(a.bytes)} to free"
+        tip = f"{reason}: {_entries(a.entries)}, {human(a.bytes)} to free"
         bars.append(Bar(reason, [Segment(a.entries, f"held.{i}.entries", tip)], f"{a.entries:,}"))
         rows.append(
             [
@@ -802,13 +806,14 @@ def _timeline_blocks(data: ReportData) -> list[Block]:
             Segment(
                 r.bytes_freed,
                 f"time.{period}.{k}.bytes",
-                f"{period}, {REMOVED_WORDS[k]}: {r.entries:,} entries, {human(r.bytes_freed)}",
+                f"{period}, {REMOVED_WORDS[k]}: {_entries(r.entries)}, {human(r.bytes_freed)}",
             )
             if r
             else Segment(0, None, "")
             for k, r in got
         ]
-        bars.append(Bar(period[:7] if t.unit == "month" else period[5:], segments, human(freed)))
+        label = period[:7] if t.unit == "month" else period[5:]
+        bars.append(Bar(label, segments, human(freed) if freed else ""))
         if not any(r for _, r in got):
             continue
         running += freed
@@ -871,7 +876,7 @@ def _summary_section(data: ReportData) -> Section:
 def _method_section(data: ReportData) -> Section:
     p = data.policy_text
     counted = "; ".join(words for _, words, _ in STAGES)
-    not_counted = [f"{words} ({data.not_counted[s]:,} entries)" for s, words in NOT_COUNTED]
+    not_counted = [f"{words} ({_entries(data.not_counted[s])})" for s, words in NOT_COUNTED]
     blocks: list[Block] = [
         Heading(f"The policy, as of {p['as_of']}"),
         Para(p["order"]),

@@ -145,7 +145,7 @@ figure{margin:.8rem 0 1.2rem;min-width:0}
 figcaption{font-weight:600;margin-bottom:.3rem}
 .figures{display:grid;gap:8px 28px;
  grid-template-columns:repeat(auto-fit,minmax(min(100%,440px),1fr))}
-svg.chart{display:block;width:100%;max-width:620px;height:auto}
+svg.chart{display:block;width:100%;max-width:600px;height:auto}
 .scroll{overflow-x:auto;margin:.6rem 0 0;max-width:100%}
 table{border-collapse:collapse;font-size:.88rem}
 th,td{padding:4px 9px;border-bottom:1px solid var(--line);text-align:left;white-space:nowrap;
