@@ -56,8 +56,10 @@ from kretain.reports.report_queries import (
     Timeline,
     read_cube,
     read_owners,
+    read_partner,
     read_runs,
-    read_timeline,
+    sequential_reads,
+    timeline,
 )
 from kretain.reports.report_render import (
     Block,
@@ -168,7 +170,7 @@ class ReportData:
 
     generated_at: int
     database: str  # the file name only
-    partners: list[int]
+    partner: int | None
     last_run: RunRow | None
     as_of: date
     as_of_from_run: bool
@@ -260,16 +262,18 @@ async def build_report(
     ``policy``: the settings' policy, described in "how this was computed". ``fallback_as_of``:
     the date to describe it at when no run recorded the as-of date it judged entries at.
     """
-    await store.fetchall("BEGIN")
-    try:
-        summary = await summary_report(store, rule_names=_rule_order(policy))
-        summary.rows = list(summary.rows)
-        cube = await read_cube(store)
-        owners = await read_owners(store, TOP_OWNERS)
-        timeline = await read_timeline(store)
-        last_run, run_as_of = await read_runs(store)
-    finally:
-        await store.fetchall("COMMIT")
+    async with sequential_reads(store):
+        await store.fetchall("BEGIN")
+        try:
+            summary = await summary_report(store, rule_names=_rule_order(policy))
+            summary.rows = list(summary.rows)
+            cube = await read_cube(store)
+            owners = await read_owners(store, TOP_OWNERS)
+            partner = await read_partner(store)
+            last_run, run_as_of = await read_runs(store)
+        finally:
+            await store.fetchall("COMMIT")
+    removals = timeline(cube)
     rules = summary.headers[1:-1]
     as_of = date.fromisoformat(run_as_of) if run_as_of else fallback_as_of
     by_year = _sum_by(cube, lambda r: (r.year, r.policy or NO_RULE) if r.in_policy else None)
@@ -278,7 +282,7 @@ async def build_report(
     return ReportData(
         generated_at=int(time.time()) if now is None else now,
         database=store.path.name,
-        partners=sorted({r.partner_id for r in cube if r.partner_id is not None}),
+        partner=partner,
         last_run=last_run,
         as_of=as_of,
         as_of_from_run=run_as_of is not None,
@@ -297,9 +301,9 @@ async def build_report(
         backed_up=_total(cube, lambda r: r.backed_up and r.state in BACKED_UP_STATES),
         removed=_sum_by(cube, lambda r: r.state if r.state in REMOVED_STATES else None, freed=True),
         held=sorted(held.items(), key=lambda kv: (-kv[1].entries, kv[0])),
-        timeline=timeline,
+        timeline=removals,
         deletes_ran=bool(
-            held or timeline.rows or any(r.state in DELETE_STAGE_STATES for r in cube)
+            held or removals.rows or any(r.state in DELETE_STAGE_STATES for r in cube)
         ),
         not_counted={s: sum(r.entries for r in cube if r.state == s) for s, _ in NOT_COUNTED},
         policy_text=describe_policy(_shown_policy(policy, hide_owners), as_of),
@@ -369,8 +373,8 @@ def _one_of(n: int, i: int, segment: Segment) -> list[Segment]:
 
 def _meta(data: ReportData) -> list[str]:
     read = f"Read {_moment(data.generated_at)} from {data.database}"
-    if data.partners:
-        read += f" (Kaltura partner {', '.join(str(p) for p in data.partners)})"
+    if data.partner is not None:
+        read += f" (Kaltura partner {data.partner})"
     lines = [read + "."]
     if data.as_of_from_run:
         lines.append(f"The policy judged the entries as of {data.as_of.isoformat()}.")
@@ -795,8 +799,8 @@ def _timeline_blocks(data: ReportData) -> list[Block]:
     blocks: list[Block] = [Heading(f"Storage freed over time, by {t.unit}")]
     if not t.rows:
         return [*blocks, Para("The delete stage has not finished any entry yet.")]
-    cells = {(r.period, r.to_state): r for r in t.rows}
-    kinds = [k for k in REMOVED_WORDS if any(r.to_state == k for r in t.rows)]
+    cells = {(r.period, r.removed_as): r for r in t.rows}
+    kinds = [k for k in REMOVED_WORDS if any(r.removed_as == k for r in t.rows)]
     series = [s for s in REMOVED_SERIES if s.name in {REMOVED_WORDS[k] for k in kinds}]
     bars, rows, running = [], [], 0
     for period in _periods(t):
@@ -976,7 +980,12 @@ def _refuse_database_files(db_path: Path, out: Path) -> None:
 
 def _write_atomically(path: Path, text: str) -> None:
     """Write beside ``path``, then rename, so a reader (or a mail client) never sees half."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise ReportError(
+            f"cannot write the report to {path}: {exc.strerror} (name another file with --out)"
+        ) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
             fh.write(text)

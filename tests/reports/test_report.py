@@ -32,9 +32,9 @@ from reporthelpers import (
 )
 
 from kretain.policy import Exemptions, Policy
-from kretain.reports import render_report, summary_report
+from kretain.reports import build_report, render_report, summary_report
 from kretain.reports.charts import esc
-from kretain.store import open_store, queries
+from kretain.store import Store, open_store, queries
 from kretain.store.states import State
 
 IN_POLICY = (
@@ -471,6 +471,16 @@ async def test_reads_while_a_writer_holds_the_database(enforced: Path) -> None:
         writer.close()
         await store.close()
     assert during == before  # the committed snapshot, uncommitted work unseen
+
+
+async def test_the_callers_store_is_left_as_it_was(ro_store: Store) -> None:
+    """build_report reads through a temporary view named entries; it is gone afterwards."""
+    data = await build_report(ro_store, policy=Policy.default(), fallback_as_of=date(2026, 1, 1))
+    assert data.audited == len(SPECS)
+    assert await ro_store.fetchall("SELECT name FROM temp.sqlite_master") == []
+    assert not ro_store.conn.in_transaction
+    plan = await ro_store.fetchall("EXPLAIN QUERY PLAN SELECT * FROM entries WHERE state = 'x'")
+    assert "INDEX" in str(plan[-1][-1])  # the real table again, indexes and all
 
 
 async def test_the_report_never_writes_the_database(enforced: Path) -> None:

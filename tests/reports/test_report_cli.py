@@ -4,8 +4,14 @@ and environment variable, the user's settings, and refusing to write over the da
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
 
 from kretain.cli import cli
@@ -93,3 +99,38 @@ def test_help_names_the_options() -> None:
     text = invoke("report", "--help").output
     for word in ("--out", "--format", "--hide-owners", "KRETAIN_REPORT_HIDE_OWNERS"):
         assert word in text
+
+
+def test_an_unwritable_place_is_one_line(built: Path) -> None:
+    result = CliRunner().invoke(cli, ["--db", str(built), "report", "--out", "/proc/report.html"])
+    assert result.exit_code == 1
+    assert result.output.startswith("kretain: cannot write the report to /proc/report.html")
+    assert "--out" in result.output and len(result.output.splitlines()) == 1
+
+
+def test_a_database_in_a_readonly_directory(built: Path, tmp_path: Path) -> None:
+    """Read as an immutable snapshot (the store's read-only path), the report written elsewhere."""
+    state = tmp_path / "state"
+    state.mkdir()
+    conn = sqlite3.connect(built)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    shutil.copy(built, state / "kretain.db")
+    state.chmod(0o555)
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: a 0555 directory does not stop root")
+        prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+    out = tmp_path / "report.html"
+    try:
+        result = subprocess.run(
+            [*prefix, sys.executable, "-c", "from kretain.cli import cli; cli()",
+             "--db", str(state / "kretain.db"), "report", "--out", str(out)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    finally:
+        state.chmod(0o755)
+    assert result.returncode == 0, result.stderr
+    assert "read-only" in result.stderr and "Traceback" not in result.stderr
+    assert 'data-figure="headline.audited" data-value="16"' in out.read_text(encoding="utf-8")
