@@ -260,13 +260,15 @@ def columns(
     plot_height: float = 200,
 ) -> str:
     """Stacked columns left to right (years, days ...) with gridlines and a value axis; column
-    labels are thinned out to fit, totals shown above the columns when there is room."""
+    labels are thinned out to fit, totals shown above the columns when they fit."""
     fills = _Fills(chart_id, series)
     legend, top = _legend(series, fills, 2)
     values, labels = axis(max([b.total for b in bars] + [1]))
     left = max(len(t) for t in labels) * 6.6 + 10
     plot_w = WIDTH - left - 4
-    totals = len(bars) <= 12 and any(b.text for b in bars)
+    slot = plot_w / max(len(bars), 1)
+    # Totals above the columns only when each fits its column's width.
+    totals = any(b.text for b in bars) and max(len(b.text) for b in bars) * 6.2 <= slot
     y0 = top + (16 if totals else 6)  # top of the plot
     base = y0 + plot_height
     height = base + 24
@@ -280,7 +282,6 @@ def columns(
             f'<text x="{_num(left - 6)}" y="{_num(y + 4)}" font-size="{SMALL}" '
             f'text-anchor="end" fill="{MUTED}">{esc(text)}</text>'
         )
-    slot = plot_w / max(len(bars), 1)
     width = max(min(slot * 0.72, 60), 1.0)
     longest = max([len(b.label) for b in bars] + [1])
     every = max(1, math.ceil((longest * 6.4 + 8) / slot))
