@@ -454,8 +454,7 @@ def query(
     default=False,
     envvar="KRETAIN_REPORT_HIDE_OWNERS",
     show_envvar=True,
-    help="Number the owners (owner 1, owner 2 ...) instead of naming them, for a wider "
-    "audience.",
+    help="Number the owners (owner 1, owner 2 ...) instead of naming them, for a wider audience.",
 )
 @pass_ctx
 def report(obj: Context, out: Path | None, fmt: str, hide_owners: bool) -> None:
