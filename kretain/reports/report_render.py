@@ -307,7 +307,8 @@ def _md_block(b: Block) -> list[str]:
     if isinstance(b, Figures):
         out: list[str] = []
         for f in b.figures:
-            out += [*(["", *_md_block(f)] if out else _md_block(f))]
+            out += [""] if out else []  # a blank line between two tables
+            out += _md_block(f)
         return out
     if isinstance(b, Para):
         return [md(b.text)]
