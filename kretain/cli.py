@@ -464,6 +464,7 @@ def report(obj: Context, out: Path | None, fmt: str, hide_owners: bool) -> None:
     Reads the state database only (read-only; works while a run is going). The HTML page
     needs no network and runs no script, so it can be mailed or printed to PDF.
     """
+    from kretain.reports.query import sigint_stops_queries
     from kretain.reports.report import default_report_path, render_report, write_report
 
     settings = obj.settings()
@@ -474,13 +475,15 @@ def report(obj: Context, out: Path | None, fmt: str, hide_owners: bool) -> None:
         "hide_owners": hide_owners,
     }
     if out is not None and str(out) == "-":
-        text, note = _run_async(render_report(settings.db, **options))
+        with sigint_stops_queries():  # Ctrl-C stops a long read at once (exit 130)
+            text, note = _run_async(render_report(settings.db, **options))
         if note:
             click.echo(f"kretain: note: {note}", err=True)
         click.echo(text, nl=False)
         return
     path = out if out is not None else default_report_path(settings.db, fmt)
-    note = _run_async(write_report(settings.db, path, **options))
+    with sigint_stops_queries():
+        note = _run_async(write_report(settings.db, path, **options))
     if note:
         click.echo(f"kretain: note: {note}", err=True)
     click.echo(str(path))

@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import sqlite3
 import tempfile
 import time
 from collections import defaultdict
@@ -48,7 +49,9 @@ from kretain.output import Table as OutputTable
 from kretain.policy import DEFAULT_RULES, Policy, describe_policy
 from kretain.reports import charts
 from kretain.reports.charts import Bar, Segment, Series, human
+from kretain.reports.query import PROGRESS_STEPS as STEPS
 from kretain.reports.query import ReportError
+from kretain.reports.query import _stop as _ctrl_c  # set by query.sigint_stops_queries
 from kretain.reports.report_queries import (
     REMOVED_STATES,
     CubeRow,
@@ -85,6 +88,7 @@ __all__ = [
     "FORMATS",
     "TOP_OWNERS",
     "ReportData",
+    "ReportInterrupted",
     "build_report",
     "default_report_path",
     "render_html",
@@ -964,6 +968,15 @@ def render_markdown(data: ReportData) -> str:
 # ---- writing -----------------------------------------------------------------------------------
 
 
+class ReportInterrupted(ReportError):
+    """Ctrl-C stopped the report (exit code 130); no file was written."""
+
+    exit_code = 130
+
+    def __init__(self) -> None:
+        super().__init__("report interrupted (Ctrl-C); nothing was written")
+
+
 def default_report_path(db_path: Path, fmt: str) -> Path:
     """``kretain-report.html`` (``.md`` for Markdown) next to the database."""
     suffix = ".md" if fmt == "markdown" else ".html"
@@ -1011,9 +1024,20 @@ async def render_report(
     if fmt not in FORMATS:
         raise ReportError(f"unknown report format {fmt!r} ({', '.join(FORMATS)})")
     async with await open_store(db_path, readonly=True) as store:
-        data = await build_report(
-            store, policy=policy, fallback_as_of=fallback_as_of, hide_owners=hide_owners, now=now
-        )
+        # Inside query.sigint_stops_queries (the CLI), Ctrl-C stops a statement at once.
+        await store.run_sync(lambda conn: conn.set_progress_handler(_ctrl_c.is_set, STEPS))
+        try:
+            data = await build_report(
+                store,
+                policy=policy,
+                fallback_as_of=fallback_as_of,
+                hide_owners=hide_owners,
+                now=now,
+            )
+        except sqlite3.Error as exc:
+            if _ctrl_c.is_set():
+                raise ReportInterrupted() from None
+            raise ReportError(f"cannot read {store.path}: {exc}") from exc
         note = store.note
     return (render_html(data) if fmt == "html" else render_markdown(data)), note
 

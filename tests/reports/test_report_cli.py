@@ -3,18 +3,24 @@ and environment variable, the user's settings, and refusing to write over the da
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import importlib.util
 import os
 import shutil
 import sqlite3
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
 from kretain.cli import cli
+from kretain.policy import Policy
+from kretain.reports import query
+from kretain.reports.report import ReportInterrupted, write_report
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
@@ -134,3 +140,31 @@ def test_a_database_in_a_readonly_directory(built: Path, tmp_path: Path) -> None
     assert result.returncode == 0, result.stderr
     assert "read-only" in result.stderr and "Traceback" not in result.stderr
     assert 'data-figure="headline.audited" data-value="16"' in out.read_text(encoding="utf-8")
+
+
+def _bench():  # type: ignore[no-untyped-def]
+    path = Path(__file__).resolve().parents[2] / "bench" / "report.py"
+    spec = importlib.util.spec_from_file_location("bench_report", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_ctrl_c_stops_the_report_and_writes_nothing(tmp_path: Path) -> None:
+    """The flag Ctrl-C sets (query.sigint_stops_queries) stops the next long statement."""
+    db = tmp_path / "bench.db"
+    _bench().build(db, 30_000)  # its statements run long enough for the progress handler
+    out = tmp_path / "report.html"
+    options = {"policy": Policy.default(), "fallback_as_of": date(2026, 1, 1)}
+    query._stop.set()
+    try:
+        with pytest.raises(ReportInterrupted) as stopped:
+            asyncio.run(write_report(db, out, **options))
+    finally:
+        query._stop.clear()
+    assert stopped.value.exit_code == 130
+    assert str(stopped.value) == "report interrupted (Ctrl-C); nothing was written"
+    assert not out.exists() and not list(tmp_path.glob(".report.html.*"))
+    asyncio.run(write_report(db, out, **options))  # the flag cleared, the same report runs
+    assert 'data-figure="headline.audited" data-value="30000"' in out.read_text("utf-8")

@@ -61,3 +61,43 @@ async def _summary_seconds(db: Path) -> float:
         started = time.perf_counter()
         await summary_report(store)
         return time.perf_counter() - started
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_ctrl_c_stops_a_long_report_at_once(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    bench = _bench()
+    db = bench.default_db(ENTRIES)
+    bench.build(db, ENTRIES)
+    out = tmp_path / "report.html"
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).with_name("kretain")), "--db", str(db), "report", "--out",
+         str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # until it has the database open
+            fds = os.listdir(f"/proc/{proc.pid}/fd")
+            if str(db) in {os.readlink(f"/proc/{proc.pid}/fd/{fd}") for fd in fds}:
+                break
+            time.sleep(0.02)
+        time.sleep(1.0)
+        assert proc.poll() is None, "the report finished before it could be interrupted"
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        stdout, stderr = proc.communicate(timeout=10)
+        waited = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, stderr
+    assert stderr.splitlines() == ["kretain: report interrupted (Ctrl-C); nothing was written"]
+    assert waited < 3, waited
+    assert stdout == "" and not out.exists()
