@@ -286,7 +286,9 @@ def _md_table(t: Table) -> list[str]:
         headers.append("")
         for r, v in zip(rows, values, strict=True):
             r.append(Cell(text_bar(v, top)))
-    align = ["---:" if i in t.numeric else "---" for i in range(len(headers))]
+    align = [
+        "---:" if i in t.numeric and i < len(t.headers) else "---" for i in range(len(headers))
+    ]
     lines = ["| " + " | ".join(md(h) for h in headers) + " |", "|" + "|".join(align) + "|"]
     lines += ["| " + " | ".join(md(c.text) for c in r) + " |" for r in rows]
     if t.total:
