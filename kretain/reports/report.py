@@ -25,7 +25,9 @@ carries ``data-figure="key"`` and ``data-value`` (exact, unformatted), on the ta
 the bar that draws it, so a test (or a program) can read the numbers back.
 
 All queries run in one read transaction: a run writing meanwhile cannot make two charts
-disagree (WAL readers see one committed snapshot and never block the writer).
+disagree (WAL readers see one committed snapshot and never block the writer). They read the
+table front to back (report_queries.sequential_reads). Ctrl-C, inside the CLI's
+query.sigint_stops_queries, stops the running statement at once: ReportInterrupted (exit 130).
 """
 
 from __future__ import annotations
