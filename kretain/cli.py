@@ -514,6 +514,62 @@ def query(
         _emit_tables(_run_async(go()), fmt, raw_csv)
 
 
+@cli.command()
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="Where to write it; - for stdout (default: kretain-report.html, or .md, next to the "
+    "database).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["html", "markdown"]),
+    default="html",
+    show_default=True,
+    help="html: one self-contained page with charts; markdown: the same tables, for a ticket "
+    "or a wiki.",
+)
+@click.option(
+    "--hide-owners/--show-owners",
+    default=False,
+    envvar="KRETAIN_REPORT_HIDE_OWNERS",
+    show_envvar=True,
+    help="Number the owners (owner 1, owner 2 ...) instead of naming them, for a wider audience.",
+)
+@pass_ctx
+def report(obj: Context, out: Path | None, fmt: str, hide_owners: bool) -> None:
+    """Write the report for decision makers: headline figures, storage by rule, year and
+    owner, media types, enforcement progress, the seed's summary and how it was computed.
+
+    Reads the state database only (read-only; works while a run is going). The HTML page
+    needs no network and runs no script, so it can be mailed or printed to PDF.
+    """
+    from kretain.reports.query import sigint_stops_queries
+    from kretain.reports.report import default_report_path, render_report, write_report
+
+    settings = obj.settings()
+    options = {
+        "fmt": fmt,
+        "policy": settings.policy,
+        "fallback_as_of": settings.as_of,
+        "hide_owners": hide_owners,
+    }
+    if out is not None and str(out) == "-":
+        with sigint_stops_queries():  # Ctrl-C stops a long read at once (exit 130)
+            text, note = _run_async(render_report(settings.db, **options))
+        if note:
+            click.echo(f"kretain: note: {note}", err=True)
+        click.echo(text, nl=False)
+        return
+    path = out if out is not None else default_report_path(settings.db, fmt)
+    with sigint_stops_queries():
+        note = _run_async(write_report(settings.db, path, **options))
+    if note:
+        click.echo(f"kretain: note: {note}", err=True)
+    click.echo(str(path))
+
+
 # ---- verify ---------------------------------------------------------------------------------
 
 

@@ -71,6 +71,14 @@ def run_demo(*, entries: int, burst: int, directory: Path, seed: int) -> None:
         'query "select state, count(*) from entries group by state"',
     ):
         echo(f"  kretain --db {settings.db} {command}")
+    from kretain.reports.report import default_report_path, write_report
+
+    path = default_report_path(settings.db, "html")
+    asyncio.run(
+        write_report(settings.db, path, policy=settings.policy, fallback_as_of=settings.as_of)
+    )
+    echo(f"\nreport for decision makers: {path}")
+    echo(f"  (open it in a browser; kretain --db {settings.db} report writes it again)")
 
 
 async def _print_summary(db: Path) -> None:

@@ -283,3 +283,82 @@ async def build(store: Store, specs: tuple[Spec, ...] = SPECS) -> None:
             error = spec.error if step in failing else None
             await transitions.move(store, spec.id, current, step, run_id=None, error=error)
             current = step
+
+
+# ---- enforcement: rows the delete stage acted on (the report's tests) -------------------------
+# Rows are put where the delete stage leaves them the way it will: through transitions.move,
+# with bytes_freed / held_reason in the move's updates, at chosen times (so events carry them).
+
+DAY = 86_400
+ENFORCE_T0 = 1_767_268_800  # 2026-01-01 12:00 UTC
+HOSTILE_RULE = "<i>rule</i> | x"
+HOSTILE_HELD = '<script>alert("held")</script>: owner said no'
+MD_HOSTILE_OWNER = "**bold** | [link](http://x) <b>"
+CONTROL_OWNER = "evil\x1b[2J\u202eowner"
+
+
+def _eid(n: int) -> str:
+    return f"0_enf{n:04d}"
+
+
+ENFORCED_SPECS: tuple[Spec, ...] = (
+    Spec(_eid(1), "4-year", State.ARCHIVED, owner="hana", duration=100,
+         flavors=((5 * GiB, True), (GiB, False))),
+    Spec(_eid(2), "4-year", State.ARCHIVED, owner="hana", duration=200,
+         flavors=((3 * GiB, True),)),
+    Spec(_eid(3), "2-year", State.SIZED, owner="ivan", duration=300,
+         flavors=((GiB, True), (2 * GiB, False), (512 * 1024**2, False))),
+    Spec(_eid(4), "2-year", State.SIZED, owner="ivan", duration=400,
+         flavors=((GiB, True), (700 * 1024**2, False))),
+    Spec(_eid(5), "4-year", State.ARCHIVED, owner=CONTROL_OWNER, duration=50,
+         flavors=((9 * GiB, True),)),
+    Spec(_eid(6), "4-year", State.ARCHIVED, owner="judy", duration=60,
+         flavors=((123_456_789, True),)),
+    Spec(_eid(7), "4-year", State.ARCHIVED, owner="judy", media_type=2, duration=0,
+         flavors=((4_000_000, True),)),
+    Spec(_eid(8), "4-year", State.ARCHIVED, owner="karl", duration=70,
+         flavors=((7 * GiB, True),)),
+    Spec(_eid(9), "4-year", State.ARCHIVED, owner="karl", duration=80,
+         flavors=((2 * GiB, True),)),
+    Spec(_eid(10), HOSTILE_RULE, State.SIZED, owner=MD_HOSTILE_OWNER, duration=90,
+         flavors=((11 * GiB, True),)),
+)  # fmt: skip
+
+# (entry, state to move to, days after ENFORCE_T0, updates)
+ENFORCEMENT_STEPS: tuple[tuple[str, State, int, dict[str, Any]], ...] = (
+    (_eid(1), State.DELETING, 0, {}),
+    (_eid(1), State.DELETED, 0, {"bytes_freed": 6 * GiB, "delete_mode": "delete"}),
+    (_eid(2), State.DELETING, 0, {}),
+    (_eid(2), State.RECYCLED, 0, {"bytes_freed": 3 * GiB, "delete_mode": "recycle"}),
+    (_eid(2), State.DELETED, 3, {}),  # the recycle bin emptied: not a second removal
+    (_eid(3), State.DELETING, 1, {}),
+    (_eid(3), State.STRIPPED, 1, {"bytes_freed": 2 * GiB + 512 * 1024**2}),
+    (_eid(4), State.SIZED, 1, {"held_reason": "not noticed: owner told 2026-01-01"}),
+    (_eid(5), State.ARCHIVED, 1, {"held_reason": "not noticed: waiting 14 days"}),
+    (_eid(6), State.ARCHIVED, 1, {"held_reason": HOSTILE_HELD}),
+    (_eid(7), State.ARCHIVED, 1, {"held_reason": "owner asked to keep it"}),
+    # held once, then deleted: a finished row's old reason is not "held back"
+    (_eid(8), State.ARCHIVED, 1, {"held_reason": "stale: planned before"}),
+    (_eid(8), State.DELETING, 4, {}),
+    (_eid(8), State.DELETED, 4, {"bytes_freed": 7 * GiB}),
+    # verify found the copy damaged: back to sized, archived_at still set
+    (_eid(9), State.SIZED, 2, {}),
+)
+# SPECS without its rows moved to deleted by the wall clock (their events would stretch the
+# timeline to today).
+BASE_SPECS = tuple(s for s in SPECS if s.state != State.DELETED)
+
+
+async def enforce(store: Store, *, days_apart: int = 1) -> None:
+    """BASE_SPECS and ENFORCED_SPECS, then the delete stage's moves (``days_apart`` stretches
+    the time between them)."""
+    await build(store, BASE_SPECS + ENFORCED_SPECS)
+    states = {s.id: s.state for s in ENFORCED_SPECS}
+    for entry_id, to, day, updates in ENFORCEMENT_STEPS:
+        when = ENFORCE_T0 + day * days_apart * DAY
+        if "held_reason" in updates:
+            updates = {**updates, "held_at": when}
+        await transitions.move(
+            store, entry_id, states[entry_id], to, run_id=None, updates=updates, now=when
+        )
+        states[entry_id] = to

@@ -1,0 +1,248 @@
+"""The SQL behind `kretain report`: two GROUP BY passes over `entries`, and the runs.
+
+Names (async; ``store`` is an open read-only :class:`kretain.store.db.Store`):
+    sequential_reads(store) -> async context manager: in it, `entries` is read front to back
+    read_cube(store) -> list[CubeRow]            every entry, grouped (one pass)
+    read_owners(store, limit=20) -> list[OwnerRow]   in-policy storage by owner, largest first
+    read_partner(store) -> int | None            the partner id of the entries
+    read_runs(store) -> (last run | None, as_of of the latest run that recorded one | None)
+    timeline(cube) -> Timeline                   removals per day, week or month (from the cube)
+    HELD_PREFIX_CHARS, REMOVED_STATES
+
+The cube holds one row per (state, policy, action, creation year, held-back reason, backed up
+or not, day removed, recycled first): every figure of the report except the owners is a sum
+over its rows, so the table is read once for all charts. Python only adds up these groups (a
+few thousand at most); nothing is read per entry.
+
+When removals happened comes from the per-state timestamps (deleted_at, recycled_at,
+stripped_at): transitions.py stamps them in the same statement that writes the move's event,
+with the same time, so they say what the events say (the tests check the two agree) without
+reading the events table, which grows by several rows per entry and run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from kretain.reports.status import ERROR_PREFIX_CHARS
+from kretain.reports.summary import IN_POLICY_STATES
+from kretain.store import queries
+from kretain.store.db import Store
+from kretain.store.models import RunRow
+from kretain.store.states import FINISHED, State
+
+__all__ = [
+    "HELD_PREFIX_CHARS",
+    "REMOVED_STATES",
+    "CubeRow",
+    "OwnerRow",
+    "Timeline",
+    "TimelineRow",
+    "read_cube",
+    "read_owners",
+    "read_partner",
+    "read_runs",
+    "sequential_reads",
+    "timeline",
+]
+
+HELD_PREFIX_CHARS = ERROR_PREFIX_CHARS
+# What the delete stage leaves behind: the entry (or its flavors) is gone from Kaltura.
+REMOVED_STATES: tuple[str, ...] = (State.DELETED, State.RECYCLED, State.STRIPPED)
+assert set(REMOVED_STATES) <= FINISHED
+DAY = 86_400
+_MEDIA_IMAGE = 2
+
+
+def _marks(values: Iterable[str]) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
+@contextlib.asynccontextmanager
+async def sequential_reads(store: Store) -> AsyncIterator[None]:
+    """Inside, `entries` on this connection is a temporary view of the table that uses no
+    index.
+
+    Every query of the report (summary.py's too) aggregates most of the table. Through an
+    index on state, SQLite would fetch each row by its rowid in index order, a random read
+    per row of a table whose rows carry the whole wire object (1.5 GB at a million entries,
+    and far slower still from a cold disk); reading it front to back is one sequential pass.
+    The view changes no result: it selects every row and column of `main.entries`.
+    """
+    await store.fetchall("CREATE TEMP VIEW entries AS SELECT * FROM main.entries NOT INDEXED")
+    try:
+        yield
+    finally:
+        await store.fetchall("DROP VIEW temp.entries")
+
+
+_REMOVED_AT = (
+    "CASE state WHEN 'stripped' THEN stripped_at WHEN 'recycled' THEN recycled_at "
+    "WHEN 'deleted' THEN coalesce(recycled_at, deleted_at) END"
+)
+# held: the reason's prefix before ":" (like status.py's error groups), else its first
+# HELD_PREFIX_CHARS characters, so free-text reasons still fall into few groups. Year only for
+# the candidates (the charts by year show them), so the other rows make few groups.
+_CUBE_SQL = f"""
+SELECT state, policy, action,
+       CASE WHEN state IN ({_marks(IN_POLICY_STATES)})
+            THEN CAST(strftime('%Y', created_at, 'unixepoch') AS INTEGER) END AS year,
+       CASE WHEN held_reason IS NULL THEN NULL
+            WHEN instr(held_reason, ':') BETWEEN 2 AND {HELD_PREFIX_CHARS}
+            THEN trim(substr(held_reason, 1, instr(held_reason, ':') - 1))
+            ELSE trim(substr(held_reason, 1, {HELD_PREFIX_CHARS})) END AS held,
+       archived_at IS NOT NULL AS backed_up,
+       {_REMOVED_AT} / {DAY} AS removed_day,
+       state = 'deleted' AND recycled_at IS NOT NULL AS recycled_first,
+       count(*),
+       coalesce(sum(bytes_saved), 0),
+       coalesce(sum(bytes_saved IS NULL), 0),
+       coalesce(sum(bytes_freed), 0)
+FROM entries
+GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class CubeRow:
+    state: str
+    policy: str | None
+    action: str | None
+    year: int | None  # creation year (UTC), for candidates only
+    held: str | None  # held-back reason prefix, or None
+    backed_up: bool  # archived_at is set: a backup was completed (kept if verify demotes it)
+    removed_day: int | None  # Unix day the entry left Kaltura (removed states only)
+    recycled_first: bool  # deleted when Kaltura's recycle bin emptied: removed as recycled
+    entries: int
+    bytes_saved: int  # unknown sizes add 0 (see unsized)
+    unsized: int
+    bytes_freed: int
+
+    @property
+    def in_policy(self) -> bool:
+        return self.state in IN_POLICY_STATES
+
+    @property
+    def removed_as(self) -> str | None:
+        """How the delete stage removed it: deleted, recycled or stripped (None: not removed)."""
+        if self.state not in REMOVED_STATES:
+            return None
+        return State.RECYCLED if self.recycled_first else self.state
+
+
+async def read_cube(store: Store) -> list[CubeRow]:
+    rows = await store.fetchall(_CUBE_SQL)
+    return [
+        CubeRow(
+            state=r[0],
+            policy=r[1],
+            action=r[2],
+            year=None if r[3] is None else int(r[3]),
+            held=r[4] or None,
+            backed_up=bool(r[5]),
+            removed_day=None if r[6] is None else int(r[6]),
+            recycled_first=bool(r[7]),
+            entries=int(r[8]),
+            bytes_saved=int(r[9]),
+            unsized=int(r[10]),
+            bytes_freed=int(r[11]),
+        )
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerRow:
+    owner: str | None
+    entries: int
+    seconds: int  # running time, images excluded (as the summary counts it)
+    bytes_saved: int
+
+
+_OWNERS_SQL = f"""
+SELECT owner, count(*),
+       coalesce(sum(CASE WHEN media_type IS {_MEDIA_IMAGE} THEN 0
+                    ELSE coalesce(duration, 0) END), 0),
+       coalesce(sum(bytes_saved), 0) AS saved
+FROM entries
+WHERE state IN ({_marks(IN_POLICY_STATES)})
+GROUP BY owner
+ORDER BY saved DESC, count(*) DESC, owner IS NULL, owner
+LIMIT ?
+"""
+
+
+async def read_owners(store: Store, limit: int = 20) -> list[OwnerRow]:
+    """The ``limit`` owners with the most in-policy storage (entries without an owner form one
+    group, owner None). Ties: more entries first, then by name."""
+    rows = await store.fetchall(_OWNERS_SQL, (limit,))
+    return [OwnerRow(r[0], int(r[1]), int(r[2]), int(r[3])) for r in rows]
+
+
+async def read_partner(store: Store) -> int | None:
+    """The partner id of the entries (a database holds one partner's): the first row's."""
+    row = await store.fetchone("SELECT partner_id FROM main.entries LIMIT 1")
+    return None if row is None or row[0] is None else int(row[0])
+
+
+async def read_runs(store: Store) -> tuple[RunRow | None, str | None]:
+    """The latest run (any command that wrote), and the as-of date of the latest run that
+    recorded one (the date the policy judged the entries at)."""
+    recent = await queries.recent_runs(store, limit=1)
+    row = await store.fetchone(
+        "SELECT as_of FROM runs WHERE as_of IS NOT NULL ORDER BY id DESC LIMIT 1"
+    )
+    return (recent[0] if recent else None), (row[0] if row else None)
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineRow:
+    period: str  # ISO date: the day, or the Monday of the week, or the 1st of the month
+    removed_as: str  # deleted | recycled | stripped
+    entries: int
+    bytes_freed: int
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    unit: str  # "day" | "week" | "month"
+    first: str | None  # the first and last period holding a removal
+    last: str | None
+    rows: list[TimelineRow]
+
+
+DAYS_BY_DAY = 92  # a longer span is drawn by week,
+DAYS_BY_WEEK = 2 * 366  # and a longer one still by month
+
+
+def _period(day: date, unit: str) -> date:
+    if unit == "week":
+        return day - timedelta(days=day.weekday())
+    if unit == "month":
+        return day.replace(day=1)
+    return day
+
+
+def timeline(cube: Iterable[CubeRow]) -> Timeline:
+    """Entries the delete stage removed, per period (UTC) and how, with the bytes it recorded
+    as freed (`entries.bytes_freed`). The unit grows with the span so a chart stays readable."""
+    days: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0, 0])
+    for r in cube:
+        if r.removed_day is not None and r.removed_as is not None:
+            days[(r.removed_day, r.removed_as)][0] += r.entries
+            days[(r.removed_day, r.removed_as)][1] += r.bytes_freed
+    if not days:
+        return Timeline("day", None, None, [])
+    span = max(d for d, _ in days) - min(d for d, _ in days)
+    unit = "day" if span <= DAYS_BY_DAY else "week" if span <= DAYS_BY_WEEK else "month"
+    periods: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for (day, how), (n, freed) in days.items():
+        key = (_period(date(1970, 1, 1) + timedelta(days=day), unit).isoformat(), how)
+        periods[key][0] += n
+        periods[key][1] += freed
+    rows = [TimelineRow(p, how, n, b) for (p, how), (n, b) in sorted(periods.items())]
+    return Timeline(unit, rows[0].period, rows[-1].period, rows)

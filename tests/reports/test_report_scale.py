@@ -1,0 +1,103 @@
+"""The report at a million entries: under 5 s and under 1 MB (KRETAIN_SLOW=1 to run).
+
+The database comes from bench/report.py (direct inserts, for the benchmark only; reused from
+its default place when already built, about a minute otherwise).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from kretain.reports.report_queries import sequential_reads
+from kretain.reports.summary import summary_report
+from kretain.store import open_store
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "report.py"
+ENTRIES = 1_000_000
+
+
+def _bench():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("bench_report", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_million_entries_render_in_under_5_s_into_under_1_mb(tmp_path: Path) -> None:
+    bench = _bench()
+    db = bench.default_db(ENTRIES)
+    bench.build(db, ENTRIES)
+    out = tmp_path / "report.html"
+    kretain = Path(sys.executable).with_name("kretain")
+    started = time.perf_counter()
+    subprocess.run(
+        [str(kretain), "--db", str(db), "report", "--out", str(out)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    seconds = time.perf_counter() - started
+    size = out.stat().st_size
+    summary = asyncio.run(_summary_seconds(db))
+    print(f"\n1M entries: kretain report {seconds:.2f} s ({summary:.2f} s in summary.py's "
+          f"queries), {size:,} bytes")  # fmt: skip
+    assert 'data-figure="headline.audited" data-value="1000000"' in out.read_text("utf-8")
+    assert size < 1_000_000
+    assert seconds < 5.0, f"{seconds:.2f} s, of which summary.py's queries {summary:.2f} s"
+
+
+async def _summary_seconds(db: Path) -> float:
+    """The share of summary_report, read as the report reads it."""
+    async with await open_store(db, readonly=True) as store, sequential_reads(store):
+        started = time.perf_counter()
+        await summary_report(store)
+        return time.perf_counter() - started
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_ctrl_c_stops_a_long_report_at_once(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    bench = _bench()
+    db = bench.default_db(ENTRIES)
+    bench.build(db, ENTRIES)
+    out = tmp_path / "report.html"
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).with_name("kretain")), "--db", str(db), "report", "--out",
+         str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # until it has the database open
+            fds = os.listdir(f"/proc/{proc.pid}/fd")
+            if str(db) in {os.readlink(f"/proc/{proc.pid}/fd/{fd}") for fd in fds}:
+                break
+            time.sleep(0.02)
+        time.sleep(1.0)
+        assert proc.poll() is None, "the report finished before it could be interrupted"
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        stdout, stderr = proc.communicate(timeout=10)
+        waited = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, stderr
+    assert stderr.splitlines() == ["kretain: report interrupted (Ctrl-C); nothing was written"]
+    assert waited < 3, waited
+    assert stdout == "" and not out.exists()
