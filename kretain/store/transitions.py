@@ -38,6 +38,7 @@ the wall clock, in Unix seconds):
         Log an API call that changed (or tried to change) something: call="baseentry.delete",
         outcome="ok" | an error code | "not_found" ...; it resolves the call's intent.
     unresolved_intents(store, entry_ids) -> {entry_id: [(call, asset_id)]}
+    intents_since_entering(store, entry_ids, state) -> {entry_id: [(call, asset_id, answered)]}
 
 Moves clear the lease. ``error=`` sets last_error and increments the attempts counter of the
 target state (attempts for error, backup_attempts for backup_failed, delete_attempts for
@@ -85,6 +86,7 @@ __all__ = [
     "as_write",
     "claim",
     "count_claimable",
+    "intents_since_entering",
     "move",
     "move_many",
     "move_many_job",
@@ -468,7 +470,7 @@ def _claimable(
     when: int,
     policies: Collection[str] | None = None,
     entry_ids: Collection[str] | None = None,
-    own_run: str | None = None,
+    own_run: int | None = None,
 ) -> tuple[list[str], list[Any]]:
     """The WHERE terms (and parameters) of rows a claim may take."""
     where = [f"state IN ({_marks(len(froms))})", "(lease_owner IS NULL OR lease_expires_at <= ?)"]
@@ -745,6 +747,30 @@ async def unresolved_intents(
         )
         for r in rows:
             out.setdefault(r[0], []).append((r[1], r[2]))
+    return out
+
+
+async def intents_since_entering(
+    store: Store, entry_ids: Collection[str], state: State | str
+) -> dict[str, list[tuple[str, str | None, bool]]]:
+    """entry id -> [(call, asset id, answered)] of the intents recorded since the row last
+    moved into ``state``, oldest first; ``answered`` when an outcome event followed. A run
+    can stop between recording an answer and the move it leads to, so whoever resolves a
+    stopped row needs the answered calls as well as the open ones."""
+    ids = list(entry_ids)
+    out: dict[str, list[tuple[str, str | None, bool]]] = {}
+    for chunk in _chunks(ids):
+        rows = await store.fetchall(
+            "SELECT i.entry_id, i.action, i.asset_id, EXISTS (SELECT 1 FROM events o "
+            "WHERE o.kind = 'api' AND o.id > i.id AND o.entry_id = i.entry_id "
+            "AND o.action = i.action AND o.asset_id IS i.asset_id) FROM events i "
+            f"WHERE i.kind = 'intent' AND i.entry_id IN ({_marks(len(chunk))}) "
+            "AND i.id > coalesce((SELECT max(m.id) FROM events m WHERE m.kind = 'state' "
+            "AND m.entry_id = i.entry_id AND m.to_state = ?), 0) ORDER BY i.id",
+            [*chunk, str(State(state))],
+        )
+        for r in rows:
+            out.setdefault(r[0], []).append((r[1], r[2], bool(r[3])))
     return out
 
 

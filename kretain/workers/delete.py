@@ -868,7 +868,9 @@ async def resolve_interrupted(ctx: RunContext, *, recycle_retention_days: int = 
         except Exception as exc:  # nothing is decided on a failed lookup
             log.warning("delete.resolve_failed", error=str(exc))
             return resolved
-        intents = await transitions.unresolved_intents(ctx.store, [r.id for r in batch])
+        intents = await transitions.intents_since_entering(
+            ctx.store, [r.id for r in batch], State.DELETING
+        )
         progressed = 0
         for row in batch:
             if row.id in data.failed:
@@ -886,9 +888,12 @@ async def _resolve_one(
     row: EntryRow,
     data: BatchData,
     binned: set[str],
-    intents: list[tuple[str, str | None]],
+    intents: list[tuple[str, str | None, bool]],
     retention_days: int,
 ) -> None:
+    """``intents``: the calls announced since the row moved into ``deleting``, answered or
+    not (a stop can fall between an answer and the move it leads to); only the unanswered
+    ones get an outcome event here."""
     store, run_id = ctx.store, ctx.run_id
 
     async def outcome(call: str, what: str, asset_id: str | None = None) -> None:
@@ -914,9 +919,10 @@ async def _resolve_one(
             for kind, wire in data.by_owner.get(owner, ())
             if kind == "flavor"
         }
-        removed = [a for call, a in intents if call == FLAVOR_CALL and a and a not in live]
-        for call, asset_id in intents:
-            await outcome(call, "gone" if asset_id in removed else "not applied", asset_id)
+        removed = [a for call, a, _ in intents if call == FLAVOR_CALL and a and a not in live]
+        for call, asset_id, answered in intents:
+            if not answered:
+                await outcome(call, "gone" if asset_id in removed else "not applied", asset_id)
         if removed:
             await queries.mark_removed(store, row.id, removed, wall_now())
         assets = await queries.assets_of(store, row.id)
@@ -933,8 +939,9 @@ async def _resolve_one(
         return
     fresh = data.entries.get(row.id)
     applied = row.id in binned or fresh is None or str(fresh.get("status")) == rules.ENTRY_DELETED
-    for call, _ in intents:
-        await outcome(call, "applied" if applied else "not applied")
+    for call, _, answered in intents:
+        if not answered:
+            await outcome(call, "applied" if applied else "not applied")
     if not intents:  # stopped before the call was even announced: nothing was sent
         if fresh is None:
             await move(State.GONE, rules.GONE_REASON)
@@ -950,7 +957,7 @@ async def _resolve_one(
             bytes_freed=row.bytes_saved,
         )
     elif applied:
-        mode = "recycle" if any(call == RECYCLE_CALL for call, _ in intents) else "delete"
+        mode = "recycle" if any(call == RECYCLE_CALL for call, _, _ in intents) else "delete"
         await move(
             State.DELETED,
             "deleted (resolved after a stop)",

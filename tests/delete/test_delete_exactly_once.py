@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import signal
@@ -13,7 +14,11 @@ from pathlib import Path
 
 from conftest import SPEC, Setup, audited
 
+from kretain.kaltura.client import ClientConfig, KalturaClient
 from kretain.simulator.testing import admitted_times, max_in_window, run_simulator
+from kretain.store import queries, transitions
+from kretain.store.db import open_store
+from kretain.store.states import State
 
 
 def _ok_counts(setup: Setup, action: str) -> Counter[str]:
@@ -98,3 +103,52 @@ def test_sigkill_at_random_moments_then_runs_until_done(tmp_path: Path) -> None:
             assert result.exit_code == 0, result.output
         assert setup.states() == want
         _assert_recorded_exactly_once(setup)
+
+
+def test_a_stop_between_an_answer_and_its_move(setup: Setup) -> None:
+    """Kaltura said ok and the answer is on record, but the run stopped before the row
+    moved: the next run must call it deleted (not gone) and mark the stripped flavor."""
+    whole = setup.sql(
+        "SELECT id FROM entries WHERE state = 'archived' AND action = 'delete_entry' LIMIT 1"
+    )[0][0]
+    strip, victim = setup.sql(
+        "SELECT e.id, a.id FROM entries e JOIN assets a ON a.entry_id = e.id "
+        "WHERE e.state = 'sized' AND e.action = 'delete_flavors' AND a.kind = 'flavor' "
+        "AND NOT a.is_source LIMIT 1"
+    )[0]
+
+    async def stop_after_the_answers() -> None:
+        store = await open_store(setup.db)
+        config = ClientConfig(
+            service_url=setup.sim.url,
+            partner_id=setup.sim.partner.spec.partner_id,
+            admin_secret=setup.sim.partner.spec.admin_secret,
+        )
+        try:
+            async with KalturaClient(config) as client:
+                run_id = await queries.start_run(store, "test", {})
+                for entry_id, call, send in (
+                    (whole, "baseentry.delete", lambda: client.delete_entry(whole)),
+                    (strip, "flavorasset.delete", lambda: client.delete_flavor(victim)),
+                ):
+                    row = await queries.get_entry(store, entry_id)
+                    assert row is not None
+                    await transitions.move(store, entry_id, row.state, State.DELETING,
+                                           run_id=run_id)  # fmt: skip
+                    asset = victim if entry_id == strip else None
+                    await transitions.record_intent(store, run_id=run_id, call=call,
+                                                    entry_id=entry_id, asset_id=asset)  # fmt: skip
+                    await send()
+                    await transitions.record_api_event(store, run_id=run_id, call=call,
+                                                       outcome="ok", entry_id=entry_id,
+                                                       asset_id=asset)  # fmt: skip
+        finally:
+            await store.close()
+
+    asyncio.run(stop_after_the_answers())
+    result = setup.run("--delete", "--yes")
+    assert result.exit_code == 0, result.output
+    assert setup.states()[whole] == "deleted"
+    assert setup.sql("SELECT removed_at IS NOT NULL FROM assets WHERE id = ?", (victim,)) == [(1,)]
+    assert setup.states()[strip] == "stripped"
+    _assert_recorded_exactly_once(setup)

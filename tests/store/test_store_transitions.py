@@ -331,3 +331,21 @@ async def test_an_intent_stays_unresolved_until_its_outcome_is_recorded(store: S
     await t.record_api_event(store, run_id=1, call="baseentry.delete", outcome="lost",
                              entry_id=ids[0])  # fmt: skip
     assert ids[0] not in await t.unresolved_intents(store, ids)
+
+
+async def test_intents_since_entering_a_state_include_answered_ones(store: Store) -> None:
+    ids = await seed(store, 1)
+    await t.record_intent(store, run_id=1, call="baseentry.delete", entry_id=ids[0])
+    await t.record_api_event(store, run_id=1, call="baseentry.delete", outcome="not applied",
+                             entry_id=ids[0])  # fmt: skip
+    # A later episode: only what was announced since the row last moved into deleting counts.
+    await t.move(store, ids[0], State.CANDIDATE, State.DELETING, run_id=2)
+    await t.record_intent(store, run_id=2, call="flavorasset.delete", entry_id=ids[0],
+                          asset_id="1_f1")  # fmt: skip
+    await t.record_api_event(store, run_id=2, call="flavorasset.delete", outcome="ok",
+                             entry_id=ids[0], asset_id="1_f1")  # fmt: skip
+    await t.record_intent(store, run_id=2, call="flavorasset.delete", entry_id=ids[0],
+                          asset_id="1_f2")  # fmt: skip
+    assert await t.intents_since_entering(store, ids, State.DELETING) == {
+        ids[0]: [("flavorasset.delete", "1_f1", True), ("flavorasset.delete", "1_f2", False)]
+    }
