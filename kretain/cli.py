@@ -930,12 +930,20 @@ def unexempt(obj: Context, entry_ids: tuple[str, ...], show: bool) -> None:
 
 
 @cli.command()
-@click.option("--entries", default=45_000, show_default=True, help="Size of the simulated partner.")
+@click.option("--entries", default=20_000, show_default=True, help="Size of the simulated partner.")
 @click.option(
     "--burst",
-    default=30_000,
+    default=18_000,
     show_default=True,
-    help="Entries sharing one createdAt second (past the 10,000 cap).",
+    help="Entries sharing one createdAt second, about three years ago (the listing must get "
+    "past the 10,000 cap for the two thirds of them that are due).",
+)
+@click.option(
+    "--max-deletes",
+    default=100,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="The cap of the demo's real delete run.",
 )
 @click.option(
     "--dir",
@@ -943,19 +951,28 @@ def unexempt(obj: Context, entry_ids: tuple[str, ...], show: bool) -> None:
     default="kretain-demo",
     show_default=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Where the demo database and logs go.",
+    help="Where the demo database, archive, plans, logs and report go.",
 )
 @click.option("--seed", default=1, show_default=True, help="Seed of the simulated partner.")
-def demo(entries: int, burst: int, directory: Path, seed: int) -> None:
-    """Audit a simulated partner end to end and print the summary.
+def demo(entries: int, burst: int, max_deletes: int, directory: Path, seed: int) -> None:
+    """The whole job against a simulated partner, in about a minute.
 
-    Starts the built-in Kaltura simulator on loopback, runs `kretain run --stage
-    audit` against it into DIR, then prints `kretain summary`.
+    Starts the built-in Kaltura simulator on loopback and, into DIR: audits and backs
+    up (`kretain run`), writes the dry-run plan (`kretain run --delete`), carries out a
+    capped part of it (`--delete --yes --max-deletes N`), then prints `kretain status`
+    and `kretain summary` and writes the HTML report. Nothing leaves this machine; a
+    kretain.toml in the current directory is not read.
     """
     from kretain.demo import run_demo
 
     try:
-        run_demo(entries=entries, burst=burst, directory=directory, seed=seed)
+        run_demo(
+            entries=entries,
+            burst=burst,
+            directory=directory,
+            seed=seed,
+            max_deletes=max_deletes,
+        )
     except KretainError as exc:
         raise _fail(str(exc), exc.exit_code) from None
 

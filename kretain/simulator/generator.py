@@ -215,13 +215,25 @@ class EntryGenerator:
         self.start_time = spec.now - SPAN
         n = max(spec.entries, 1)
         self.burst = min(spec.burst, spec.entries)
-        self.burst_start = int(n * 0.6) + 1 if self.burst else 0
-        self.burst_end = self.burst_start + self.burst
-        self.burst_second = self._created_for(self.burst_start, 0.5)
+        # The entries spread over the time line, and the burst entries left out of it.
+        self.spread, self.skipped = n, 0
+        if spec.burst_at is None:
+            self.burst_start = int(n * 0.6) + 1 if self.burst else 0
+            self.burst_end = self.burst_start + self.burst
+            self.burst_second = self._created_for(self.burst_start, 0.5)
+        else:
+            at = min(max(spec.burst_at, 0.0), 1.0)
+            self.spread, self.skipped = max(n - self.burst, 1), self.burst
+            # The time line is sqrt(index share), so the burst comes after at**2 of the others.
+            self.burst_start = int(self.spread * at * at) + 1 if self.burst else 0
+            self.burst_end = self.burst_start + self.burst
+            self.burst_second = min(self.start_time + int(SPAN * at), spec.now - 60)
 
     def _created_for(self, index: int, jitter: float) -> int:
+        if self.skipped and index >= self.burst_end:
+            index -= self.skipped
         # sqrt: upload volume grows over the years (density rises towards now).
-        frac = min(max(index - 1 + jitter, 0.0) / max(self.spec.entries, 1), 1.0)
+        frac = min(max(index - 1 + jitter, 0.0) / self.spread, 1.0)
         return min(self.start_time + int(SPAN * math.sqrt(frac)), self.spec.now - 60)
 
     def rows(

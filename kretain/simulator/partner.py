@@ -99,6 +99,10 @@ class PartnerSpec:
     now: int = 1_795_305_600
     # Entries sharing ONE createdAt second (bulk-upload trap); 0 = none.
     burst: int = 0
+    # Where the burst lands, as a fraction of the partner's history (0: its first day, 1:
+    # now); the other entries keep their spread over the years. None: after 60% of the
+    # entries, the burst taking their share of the time line (the data older specs made).
+    burst_at: float | None = None
     # Include hostile names / extensions / etc.
     traps: bool = True
     # Fraction of entries visible only with the disableentitlement privilege.

@@ -686,7 +686,8 @@ class _Stage:
         if self.result.stopped is None:
             self.result.stopped = why
             self.result.stopped_by_error = error
-            log.warning("delete.stopped", reason=why)
+            # A cap reached is the plan working (the command prints it); an error is a warning.
+            (log.warning if error else log.info)("delete.stopped", reason=why)
         self.stop.set()
 
     def _emit(self) -> None:

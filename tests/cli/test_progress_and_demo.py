@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import sqlite3
 from pathlib import Path
 
@@ -64,20 +65,43 @@ def test_live_line_shows_concurrent_stages_and_ends_each_with_its_own_line(
     assert out.getvalue().rsplit("\r", 1)[-1].startswith("size: sized 50")
 
 
-def test_demo_audits_a_small_partner_and_prints_the_summary(tmp_path: Path) -> None:
+def test_demo_runs_the_whole_job_and_writes_the_report(tmp_path: Path) -> None:
     result = CliRunner().invoke(
-        cli, ["demo", "--entries", "1500", "--burst", "600", "--dir", "d"],
+        cli, ["demo", "--entries", "1500", "--burst", "600", "--max-deletes", "30", "--dir", "d"],
         catch_exceptions=False,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "metric" in result.output and "candidates" in result.output
-    db = tmp_path / "d" / "kretain.db"
-    sized = (
-        sqlite3.connect(db)
-        .execute("select count(*) from entries where state = 'sized'")
-        .fetchone()[0]
-    )
-    assert sized > 300
+    out = tmp_path / "d"
+    db = sqlite3.connect(out / "kretain.db")
+    states = dict(db.execute("SELECT state, count(*) FROM entries GROUP BY state").fetchall())
+    # Backed up, planned without a change, then exactly the cap carried out.
+    assert states.get("archived", 0) > 50
+    assert "Kaltura changes during the dry run: 0" in result.output
+    assert states.get("deleted", 0) + states.get("stripped", 0) == 30
+    assert "--max-deletes 30 reached" in result.output
+    for (entry_id,) in db.execute("SELECT id FROM entries WHERE state = 'deleted'"):
+        assert list(out.glob(f"archive/*/{entry_id}/entry.json")), entry_id
+    assert (out / "kretain-plans" / "plan-2.csv").exists()
+    # The summary counts every candidate, done or not.
     total_line = next(line for line in result.output.splitlines() if line.startswith("candidates"))
-    assert total_line.split()[-1] == str(sized)
-    assert (tmp_path / "d" / "kretain-logs" / "demo.jsonl").exists()
+    due = db.execute(
+        "SELECT count(*) FROM entries WHERE state IN ('sized', 'archived', 'deleted', 'stripped')"
+    ).fetchone()[0]
+    assert total_line.split()[-1] == str(due)
+    assert (out / "kretain-logs" / "demo.jsonl").exists()
+    # It ends with the report, whose numbers are the database's.
+    path = out / "kretain-report.html"
+    assert f"report for decision makers: {path}" in result.output
+    html = path.read_text(encoding="utf-8")
+    candidates = re.search(r'data-figure="headline.candidates" data-value="(\d+)"', html)
+    assert candidates and int(candidates.group(1)) == due
+    assert "No delete has run yet" not in html
+
+
+def test_demo_refuses_a_directory_it_did_not_make(tmp_path: Path) -> None:
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.txt").write_text("keep me")
+    result = CliRunner().invoke(cli, ["demo", "--dir", "mine"])
+    assert result.exit_code != 0
+    assert "not a kretain demo directory" in result.output
+    assert (tmp_path / "mine" / "thesis.txt").read_text() == "keep me"
