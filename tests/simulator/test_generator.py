@@ -196,6 +196,22 @@ def test_burst_second_with_updated_at_spread(partner: Partner) -> None:
     assert max(updated.values()) <= 3 and min(updated) > second
 
 
+def test_a_burst_placed_in_time_leaves_the_others_spread_over_the_years() -> None:
+    spec = PartnerSpec(entries=3000, seed=4, burst=2000, burst_at=0.75, traps=False)
+    with Partner.create(spec) as p:
+        (second, count), *_ = p.sql(
+            "SELECT created_at, COUNT(*) FROM entries GROUP BY created_at ORDER BY 2 DESC"
+        )
+        assert count == spec.burst
+        span = spec.now - min(c for (c,) in p.sql("SELECT created_at FROM entries"))
+        assert abs((spec.now - second) - 0.25 * span) < 0.01 * span
+        others = [c for (c,) in p.sql("SELECT created_at FROM entries WHERE created_at != ?",
+                                       (second,))]  # fmt: skip
+        # The other 1,000 keep the whole history: some in each year of it.
+        years = Counter((spec.now - c) // YEAR for c in others)
+        assert len(others) == 1000 and all(years[y] > 0 for y in range(10))
+
+
 def test_cache_reuses_same_spec_and_regenerates_otherwise(tmp_path) -> None:
     path = str(tmp_path / "cache.sqlite")
     spec = PartnerSpec(entries=300, seed=5)
