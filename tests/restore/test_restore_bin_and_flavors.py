@@ -9,7 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from ctxhelpers import make_ctx
-from restore_support import ENTRIES, SPEC, archived, client_for, kretain, new_run, store_at
+from restore_support import (
+    ENTRIES,
+    SPEC,
+    client_for,
+    kretain,
+    new_run,
+    retention_run,
+    store_at,
+)
 
 from kretain import rules
 from kretain.simulator.testing import admitted_times, max_in_window, run_simulator
@@ -56,7 +64,7 @@ def test_recycled_entry_comes_out_of_the_bin_and_stays_exempt_until_lifted(
     eid = ENTRIES["image_b"]
     db = tmp_path / "k.db"
     with run_simulator(SPEC) as sim:
-        asyncio.run(archived(sim, db, tmp_path / "archive", [eid], how="recycle"))
+        retention_run(sim, db, tmp_path / "archive", [eid], "recycle")
         assert sim.partner.get_entry(eid)["displayInSearch"] == -2
         before = len(sim.mutations)
         dry = kretain(sim, db, "restore", eid)
@@ -93,7 +101,7 @@ def test_a_lost_answer_on_restore_recycled_is_not_sent_twice(tmp_path: Path) -> 
     eid = ENTRIES["image_c"]
     db = tmp_path / "k.db"
     with run_simulator(SPEC) as sim:
-        asyncio.run(archived(sim, db, tmp_path / "archive", [eid], how="recycle"))
+        retention_run(sim, db, tmp_path / "archive", [eid], "recycle")
         sim.knobs.lose_next("baseEntry.restoreRecycled")
         done = kretain(sim, db, "restore", eid, "--yes")
         assert done.exit_code == 0, done.output
@@ -109,7 +117,7 @@ def test_an_entry_purged_from_the_bin_is_recreated_from_the_archive(tmp_path: Pa
     eid = ENTRIES["audio"]
     db, root = tmp_path / "k.db", tmp_path / "archive"
     with run_simulator(SPEC) as sim:
-        asyncio.run(archived(sim, db, root, [eid], how="recycle"))
+        retention_run(sim, db, root, [eid], "recycle")
         # 31 days later Kaltura's daily cleanup has emptied the bin.
         sim.knobs.now = sim.partner.clock() + 31 * 86_400
         dry = kretain(sim, db, "restore", eid)
@@ -141,7 +149,7 @@ def test_stripped_entry_gets_its_flavors_back(tmp_path: Path) -> None:
     with run_simulator(SPEC) as sim:
         params = stripped_flavors(sim, eid)
         assert len(params) >= 3
-        asyncio.run(archived(sim, db, tmp_path / "archive", [eid], how="strip"))
+        retention_run(sim, db, None, [eid], "strip")
         assert stripped_flavors(sim, eid) == set()
         dry = kretain(sim, db, "restore", "--state", "stripped")
         assert "would rebuild flavors" in dry.stdout
@@ -177,7 +185,7 @@ def test_calls_are_paced_per_action_and_action_blocked_slows_down(tmp_path: Path
         owners = [*eids, *(c for e in eids for c in children(sim, e))]
         wanted = {o: stripped_flavors(sim, o) for o in owners}
         wanted = {o: p for o, p in wanted.items() if p}
-        asyncio.run(archived(sim, db, tmp_path / "archive", eids, how="strip"))
+        retention_run(sim, db, None, eids, "strip")
         # The partner allows 3 converts in half a second; we ask for 4: blocked, then slower.
         sim.knobs.set_rate_limit("flavorAsset.convert", 3, 0.5)
         result = asyncio.run(

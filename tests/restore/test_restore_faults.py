@@ -14,18 +14,18 @@ from ctxhelpers import make_ctx
 from restore_support import (
     ENTRIES,
     SPEC,
-    archived,
     client_for,
     entry_json,
     kretain,
     new_run,
+    retention_run,
     served_sha,
     store_at,
 )
 
 from kretain import archive
 from kretain.simulator.testing import run_simulator
-from kretain.store import queries, transitions
+from kretain.store import queries
 from kretain.store.states import State
 from kretain.workers.restore import RestoreOptions, RestoreResult, restore
 
@@ -66,7 +66,7 @@ def restored_with_the_reference(sim: Any, entry_id: str = EID) -> list[str]:
 def test_a_damaged_archive_copy_is_refused_and_nothing_is_made(tmp_path: Path) -> None:
     db, root = tmp_path / "k.db", tmp_path / "archive"
     with run_simulator(SPEC) as sim:
-        asyncio.run(archived(sim, db, root, [EID]))
+        retention_run(sim, db, root, [EID])
         thumb = next(entry_dir(root).glob("thumb-*"))
         original = flip_a_byte(thumb)
         before = len(sim.mutations)
@@ -98,7 +98,7 @@ def test_an_incomplete_archive_copy_is_refused(tmp_path: Path, damage: str, mess
     db, root = tmp_path / "k.db", tmp_path / "archive"
     eid = ENTRIES["image_a"]
     with run_simulator(SPEC) as sim:
-        asyncio.run(archived(sim, db, root, [eid]))
+        retention_run(sim, db, root, [eid])
         folder = entry_dir(root, eid)
         source = next(folder.glob("flavor-*"))
         if damage == "remove_file":
@@ -122,21 +122,15 @@ def test_an_entry_never_backed_up_is_refused(tmp_path: Path) -> None:
     db = tmp_path / "k.db"
     eid = ENTRIES["image_a"]
     with run_simulator(SPEC) as sim:
-
-        async def delete_without_backup() -> None:
-            from restore_support import make_sized
-
-            async with store_at(db) as store, client_for(sim) as client:
-                await make_sized(store, client, sim, [eid])
-                run_id = await new_run(store)
-                await client.delete_entry(eid)
-                await transitions.move(store, eid, State.SIZED, State.DELETING, run_id=run_id)
-                await transitions.move(store, eid, State.DELETING, State.DELETED, run_id=run_id)
-
-        asyncio.run(delete_without_backup())
+        retention_run(sim, db, None, [eid])  # a rule with backup = false: deleted unarchived
+        before = len(sim.mutations)
+        dry = kretain(sim, db, "restore", eid)
+        assert "would REFUSE" in dry.stdout and "no archive copy is recorded" in dry.stdout
         result = kretain(sim, db, "restore", eid, "--yes")
         assert result.exit_code == 8
         assert "no archive copy is recorded" in result.stdout
+        assert len(sim.mutations) == before
+        assert restore_row(db, eid)[0].state == State.DELETED
 
 
 async def _restore(sim: Any, db: Path, opts: RestoreOptions, **ctx: Any) -> RestoreResult:
@@ -165,7 +159,7 @@ SMALL_CHUNKS = RestoreOptions(chunk_size=256 << 10)  # the 3 MiB source goes in 
 def test_a_lost_answer_is_asked_about_never_sent_twice(tmp_path: Path, lost: str) -> None:
     db, root = tmp_path / "k.db", tmp_path / "archive"
     with run_simulator(SPEC) as sim:
-        asyncio.run(archived(sim, db, root, [EID]))
+        retention_run(sim, db, root, [EID])
         start = len(sim.mutations)
         sim.knobs.lose_next(lost)
         result = asyncio.run(_restore(sim, db, SMALL_CHUNKS))
@@ -196,7 +190,7 @@ def test_a_lost_answer_is_asked_about_never_sent_twice(tmp_path: Path, lost: str
 def test_a_file_that_changes_while_it_is_uploaded_is_not_attached(tmp_path: Path) -> None:
     db, root = tmp_path / "k.db", tmp_path / "archive"
     with run_simulator(SPEC) as sim:
-        asyncio.run(archived(sim, db, root, [EID]))
+        retention_run(sim, db, root, [EID])
         source = next(entry_dir(root).glob("flavor-*"))
         pristine = source.read_bytes()
 
@@ -235,15 +229,7 @@ def test_the_selection_is_explained_entry_by_entry(tmp_path: Path) -> None:
     db, root = tmp_path / "k.db", tmp_path / "archive"
     eid, other = ENTRIES["image_a"], ENTRIES["image_b"]
     with run_simulator(SPEC) as sim:
-        asyncio.run(archived(sim, db, root, [eid]))
-
-        async def sized_only() -> None:
-            from restore_support import make_sized
-
-            async with store_at(db) as store, client_for(sim) as client:
-                await make_sized(store, client, sim, [other])
-
-        asyncio.run(sized_only())
+        retention_run(sim, db, root, [eid])  # the policy exempts every other entry
         assert kretain(sim, db, "restore").exit_code == 2  # no selection: refused
         ids = tmp_path / "ids.txt"
         ids.write_text(f"# to restore\n{eid}\n\n{other}  # still live\n0_unknown1\n")
@@ -251,7 +237,7 @@ def test_the_selection_is_explained_entry_by_entry(tmp_path: Path) -> None:
         assert result.exit_code == 0, result.output
         lines = {x.split()[0]: x for x in result.stdout.splitlines() if x.startswith("0_")}
         assert "would re-create" in lines[eid]
-        assert "nothing to do" in lines[other] and "state sized" in lines[other]
+        assert "nothing to do" in lines[other] and "state exempt" in lines[other]
         assert "not in the database" in lines["0_unknown1"]
         ids.write_text("0_fine0001\nnot an id!\n")
         bad = kretain(sim, db, "restore", "--file", str(ids))

@@ -18,10 +18,10 @@ from restore_support import (
     ENTRIES,
     SPEC,
     WITH_ATTACHMENT,
-    archived,
     client_for,
     entry_json,
     kretain,
+    retention_run,
     store_at,
 )
 
@@ -42,7 +42,7 @@ def restored(tmp_path_factory: pytest.TempPathFactory) -> Any:
     db, root = tmp / "k.db", tmp / "archive"
     ids = [*RECREATED, ENTRIES["external"], ENTRIES["source_error"]]
     with run_simulator(SPEC) as sim:
-        asyncio.run(archived(sim, db, root, ids))
+        retention_run(sim, db, root, ids)
         before = len(sim.mutations)
         dry = kretain(sim, db, "restore", *ids)
         dry_mutations = len(sim.mutations) - before
