@@ -589,7 +589,11 @@ class _Restorer:
         reason = f"re-created from the archive as {new_id}"
         exempt = {new_id: (f"restored from the archive of {row.id}", row.id)}
         exempt.update({n: (f"restored from the archive of {o}", o) for o, n in work.separate})
-        await self._finish(row, State.RESTORED, reason, exempt, {"new_entry_id": new_id})
+        # A recycled entry gets here once Kaltura has emptied its bin: the purge date the
+        # delete stage recorded is cleared, as when an entry comes out of the bin (export
+        # would show it as the date until which the entry can come back from the bin).
+        updates = {"new_entry_id": new_id, "purge_at": None}
+        await self._finish(row, State.RESTORED, reason, exempt, updates)
         self.result.recreated += 1
         detail = reason
         if work.separate:

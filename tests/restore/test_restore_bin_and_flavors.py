@@ -5,12 +5,15 @@ until `kretain unexempt`."""
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 from pathlib import Path
 from typing import Any
 
 from ctxhelpers import make_ctx
 from restore_support import (
     ENTRIES,
+    MULTI_STREAM,
     SPEC,
     client_for,
     kretain,
@@ -114,20 +117,32 @@ def test_a_lost_answer_on_restore_recycled_is_not_sent_twice(tmp_path: Path) -> 
 
 
 def test_an_entry_purged_from_the_bin_is_recreated_from_the_archive(tmp_path: Path) -> None:
-    eid = ENTRIES["audio"]
+    eids = [ENTRIES["audio"], MULTI_STREAM]
     db, root = tmp_path / "k.db", tmp_path / "archive"
     with run_simulator(SPEC) as sim:
-        retention_run(sim, db, root, [eid], "recycle")
-        # 31 days later Kaltura's daily cleanup has emptied the bin.
+        kids = children(sim, MULTI_STREAM)
+        retention_run(sim, db, root, eids, "recycle")
+        # 31 days later Kaltura's daily cleanup has emptied the bin (children too).
         sim.knobs.now = sim.partner.clock() + 31 * 86_400
-        dry = kretain(sim, db, "restore", eid)
-        assert "purged from the recycle bin; re-create from" in dry.stdout
-        done = kretain(sim, db, "restore", eid, "--yes")
+        dry = kretain(sim, db, "restore", *eids)
+        for eid in eids:
+            line = next(x for x in dry.stdout.splitlines() if x.startswith(eid))
+            assert "purged from the recycle bin; re-create from" in line
+        done = kretain(sim, db, "restore", *eids, "--yes")
         assert done.exit_code == 0, done.output
-        row = row_of(db, eid)
-        assert row.state == State.RESTORED and row.new_entry_id not in (None, eid)
-        assert sim.partner.get_entry(row.new_entry_id)["status"] == 2
+        for eid in eids:
+            row = row_of(db, eid)
+            assert row.state == State.RESTORED and row.new_entry_id not in (None, eid)
+            assert sim.partner.get_entry(row.new_entry_id)["status"] == 2
+            # Out of every bin now: no date until which it could come back from one.
+            assert row.purge_at is None
+        assert len(children(sim, row_of(db, MULTI_STREAM).new_entry_id)) == len(kids)
         assert calls(sim, "baseentry", "restorerecycled") == []
+        export = kretain(sim, db, "export", "--state", "restored")
+        table = {r["entry_id"]: r for r in csv.DictReader(io.StringIO(export.stdout))}
+        assert {table[eid]["mode"] for eid in eids} == {"recycle"}
+        assert {table[eid]["bin_empties"] for eid in eids} == {""}
+        assert table[MULTI_STREAM]["new_entry_id"] == row_of(db, MULTI_STREAM).new_entry_id
 
 
 def stripped_flavors(sim: Any, entry_id: str) -> set[int]:
