@@ -507,13 +507,17 @@ class _Restorer:
                 entry_id=row.id, detail="already out of the recycle bin",
             )  # fmt: skip
         reason = "restored from the recycle bin"
+        # Out of the bin, the entry is no longer removed: recycled_at goes with purge_at. A
+        # row deleted later with recycled_at still set would be reported as recycled first
+        # (its bin emptied), on the day of this recycle (kretain.reports.report_queries).
         await self._finish(
             row,
             State.KEPT,
             reason,
             {row.id: (reason, None)},
-            {"purge_at": None, "action": None, "exempt_by": rules.RESTORED_EXEMPTION},
-        )
+            {"purge_at": None, "recycled_at": None, "action": None,
+             "exempt_by": rules.RESTORED_EXEMPTION},
+        )  # fmt: skip
         self.result.from_bin += 1
         return EntryOutcome(row.id, str(State.RECYCLED), "from_bin", reason)
 

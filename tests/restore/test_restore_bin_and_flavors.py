@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,13 @@ from restore_support import (
     client_for,
     kretain,
     new_run,
+    retention_env,
     retention_run,
     store_at,
 )
 
 from kretain import rules
+from kretain.reports.report_queries import read_cube, timeline
 from kretain.simulator.testing import admitted_times, max_in_window, run_simulator
 from kretain.store import queries
 from kretain.store.states import State
@@ -98,6 +101,36 @@ def test_recycled_entry_comes_out_of_the_bin_and_stays_exempt_until_lifted(
         audit = kretain(sim, db, "run", "--stage", "audit", "--no-progress")
         assert audit.exit_code == 0, audit.output
         assert row_of(db, eid).state in (State.CANDIDATE, State.SIZED)
+
+
+def test_an_entry_back_from_the_bin_and_deleted_later_is_reported_as_deleted(
+    tmp_path: Path,
+) -> None:
+    eid = ENTRIES["image_c"]
+    db, root = tmp_path / "k.db", tmp_path / "archive"
+    with run_simulator(SPEC) as sim:
+        retention_run(sim, db, root, [eid], "recycle")
+        assert kretain(sim, db, "restore", eid, "--yes").exit_code == 0
+        assert kretain(sim, db, "unexempt", eid).exit_code == 0
+        # The policy acts on it again, this time in delete mode.
+        again = kretain(
+            sim, db, "run", "--no-progress", "--delete", "--yes",
+            config=tmp_path / "retention.toml", **retention_env(root),
+        )  # fmt: skip
+        assert again.exit_code == 0, again.output
+        row = row_of(db, eid)
+        assert row.state == State.DELETED and row.delete_mode == "delete"
+        assert sim.partner.sql("SELECT status FROM entries WHERE id = ?", (eid,)) == [(3,)]
+
+        async def removals() -> list[Any]:
+            async with store_at(db) as store:
+                return timeline(await read_cube(store)).rows
+
+        # The report counts it once, deleted on the day it was deleted (the recycle that
+        # the restore undid is not a removal any more).
+        [shown] = asyncio.run(removals())
+        day = datetime.fromtimestamp(row.deleted_at, UTC).date().isoformat()
+        assert (shown.period, shown.removed_as, shown.entries) == (day, "deleted", 1)
 
 
 def test_a_lost_answer_on_restore_recycled_is_not_sent_twice(tmp_path: Path) -> None:
