@@ -1226,6 +1226,11 @@ async def _plan_one(
             return EntryOutcome(
                 row.id, state, "would_unrecycle", f"baseEntry.restoreRecycled{until}"
             )
+        if found is not None:  # as _from_bin: nothing to send, no archive needed
+            return EntryOutcome(
+                row.id, state, "would_unrecycle",
+                "already out of the recycle bin: recorded as restored, no call",
+            )  # fmt: skip
     found_copy = await _archived(row, opts, pid)
     plan = _read_plan(row, found_copy)
     _present(found_copy, plan)

@@ -133,6 +133,30 @@ def test_an_entry_back_from_the_bin_and_deleted_later_is_reported_as_deleted(
         assert (shown.period, shown.removed_as, shown.entries) == (day, "deleted", 1)
 
 
+def test_a_recycled_entry_needs_no_archive_and_one_already_out_of_the_bin_is_recorded(
+    tmp_path: Path,
+) -> None:
+    binned, taken_out = ENTRIES["image_a"], ENTRIES["image_b"]
+    db = tmp_path / "k.db"
+    with run_simulator(SPEC) as sim:
+        retention_run(sim, db, None, [binned, taken_out], "recycle")  # never backed up
+        sim.partner.restore_recycled_entry(taken_out)  # an admin took it out in the KMC
+        before = len(sim.mutations)
+        dry = kretain(sim, db, "restore", binned, taken_out)
+        assert dry.exit_code == 0 and len(sim.mutations) == before
+        lines = {x.split()[0]: x for x in dry.stdout.splitlines() if x.startswith("0_")}
+        assert "would restore from the recycle bin" in lines[binned]
+        assert "would restore from the recycle bin" in lines[taken_out]
+        assert "already out of the recycle bin" in lines[taken_out]
+        done = kretain(sim, db, "restore", binned, taken_out, "--yes")
+        assert done.exit_code == 0, done.output
+        assert [m["id"] for m in calls(sim, "baseentry", "restorerecycled")] == [binned]
+        for eid in (binned, taken_out):
+            assert sim.partner.get_entry(eid)["displayInSearch"] == 1
+            row = row_of(db, eid)
+            assert row.state == State.KEPT and row.exempt_by == rules.RESTORED_EXEMPTION
+
+
 def test_a_lost_answer_on_restore_recycled_is_not_sent_twice(tmp_path: Path) -> None:
     eid = ENTRIES["image_c"]
     db = tmp_path / "k.db"
