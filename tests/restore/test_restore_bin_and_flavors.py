@@ -215,31 +215,47 @@ def children(sim: Any, entry_id: str) -> list[str]:
     return [r[0] for r in rows]
 
 
-def test_stripped_entry_gets_its_flavors_back(tmp_path: Path) -> None:
-    eid = ENTRIES["captions_emoji"]
+def test_stripped_entries_get_their_flavors_back_children_too(tmp_path: Path) -> None:
+    eids = [ENTRIES["captions_emoji"], MULTI_STREAM]
     db = tmp_path / "k.db"
     with run_simulator(SPEC) as sim:
-        params = stripped_flavors(sim, eid)
-        assert len(params) >= 3
-        retention_run(sim, db, None, [eid], "strip")
-        assert stripped_flavors(sim, eid) == set()
+        owners = [*eids, *children(sim, MULTI_STREAM)]
+        params = {o: stripped_flavors(sim, o) for o in owners}
+        assert len(params[eids[0]]) >= 3 and params[MULTI_STREAM]
+        assert sum(1 for o in children(sim, MULTI_STREAM) if params[o]) == 1
+        retention_run(sim, db, None, eids, "strip")
+        assert all(stripped_flavors(sim, o) == set() for o in owners)
+
+        async def removed() -> dict[str, set[str]]:
+            """Owner -> the flavors marked removed (the child's are on its parent's row)."""
+            out: dict[str, set[str]] = {}
+            async with store_at(db) as store:
+                for eid in eids:
+                    for a in await queries.assets_of(store, eid):
+                        if a.removed_at is not None:
+                            out.setdefault(a.owner, set()).add(a.id)
+            return out
+
+        marked = asyncio.run(removed())
+        assert set(marked) == {o for o in owners if params[o]}
+        assert {o: len(ids) for o, ids in marked.items()} == {
+            o: len(p) for o, p in params.items() if p
+        }
         dry = kretain(sim, db, "restore", "--state", "stripped")
         assert "would rebuild flavors" in dry.stdout
         done = kretain(sim, db, "restore", "--state", "stripped", "--yes")
         assert done.exit_code == 0, done.output
-        assert stripped_flavors(sim, eid) == params
-        assert all(a["status"] == 2 for a in sim.partner.assets_of(eid) if a["kind"] == "flavor")
-        assert len(calls(sim, "flavorasset", "convert")) == len(params)
-        row = row_of(db, eid)
-        assert row.state == State.KEPT and row.exempt_by == rules.RESTORED_EXEMPTION
-
-        async def removed() -> list[Any]:
-            async with store_at(db) as store:
-                return [a for a in await queries.assets_of(store, eid) if a.removed_at]
-
-        assert asyncio.run(removed()) == []
+        for owner in owners:
+            assert stripped_flavors(sim, owner) == params[owner], owner
+            flavors = [a for a in sim.partner.assets_of(owner) if a["kind"] == "flavor"]
+            assert all(a["status"] == 2 for a in flavors), owner
+        assert len(calls(sim, "flavorasset", "convert")) == sum(len(p) for p in params.values())
+        for eid in eids:
+            row = row_of(db, eid)
+            assert row.state == State.KEPT and row.exempt_by == rules.RESTORED_EXEMPTION
+        assert asyncio.run(removed()) == {}
         before = len(sim.mutations)
-        again = kretain(sim, db, "restore", eid, "--yes")
+        again = kretain(sim, db, "restore", *eids, "--yes")
         assert again.exit_code == 0 and len(sim.mutations) == before  # a second time: nothing
 
 
