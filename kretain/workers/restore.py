@@ -1179,6 +1179,18 @@ def _why_not(row: EntryRow) -> str:
         return "a restore holds it now"
     if row.state in (State.KEPT, State.EXEMPT) and row.exempt_by == rules.RESTORED_EXEMPTION:
         return f"already restored ({row.reason})"
+    # The delete stage's call may have gone through: only its resolution says what is gone.
+    if row.state == State.DELETING:
+        return (
+            "the delete stage stopped during its call: the next `kretain run` asks Kaltura "
+            "what happened, then restore it if it was removed"
+        )
+    if row.state == State.DELETE_FAILED:
+        why = f" ({row.last_error[:200]})" if row.last_error else ""
+        return (
+            f"the delete stage failed on it{why}: part of it may be removed; restore it once "
+            "a run has finished the delete"
+        )
     return f"state {row.state}: nothing was removed from Kaltura"
 
 

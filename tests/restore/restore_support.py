@@ -13,6 +13,8 @@ import contextlib
 import hashlib
 import os
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -144,6 +146,20 @@ def kretain(
     head = ["--db", str(db)] + (["--config", str(config)] if config is not None else [])
     return CliRunner().invoke(
         cli, [*head, *args], env={**cli_env(sim), **env}, catch_exceptions=False
+    )
+
+
+def kretain_child(
+    sim: RunningSimulator, db: Path, *args: str, config: Path | None = None, **env: str
+) -> subprocess.Popen[bytes]:
+    """kretain in a child process (to be killed, or to run while the test changes the
+    simulator's knobs); its stderr is piped."""
+    head = ["--db", str(db)] + (["--config", str(config)] if config is not None else [])
+    return subprocess.Popen(
+        [sys.executable, "-m", "kretain", *head, *args],
+        env={**os.environ, **cli_env(sim), **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
 
 

@@ -5,6 +5,9 @@ attached; the selection is explained entry by entry."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -17,7 +20,11 @@ from restore_support import (
     client_for,
     entry_json,
     kretain,
+    kretain_child,
+    mutations,
     new_run,
+    retention_config,
+    retention_env,
     retention_run,
     served_sha,
     store_at,
@@ -131,6 +138,53 @@ def test_an_entry_never_backed_up_is_refused(tmp_path: Path) -> None:
         assert "no archive copy is recorded" in result.stdout
         assert len(sim.mutations) == before
         assert restore_row(db, eid)[0].state == State.DELETED
+
+
+def test_an_entry_the_delete_stage_left_mid_call_is_explained_then_restored(
+    tmp_path: Path,
+) -> None:
+    """`kretain run --delete --yes` killed while its baseEntry.delete waits out
+    ACTION_BLOCKED: the row stays in deleting, with an intent and no outcome. A restore
+    then says so, instead of claiming nothing was removed; once the next run has asked
+    Kaltura what happened (and deleted it), the restore goes through."""
+    eid = ENTRIES["image_a"]
+    db, root = tmp_path / "k.db", tmp_path / "archive"
+    with run_simulator(SPEC) as sim:
+        config = retention_config(sim, db, [eid], "delete")
+        audit = kretain(sim, db, "run", "--no-progress", config=config, **retention_env(root))
+        assert audit.exit_code == 0, audit.output
+        sim.knobs.set_rate_limit("baseEntry.delete", 0, 600)  # every call blocked
+        child = kretain_child(sim, db, "run", "--no-progress", "--delete", "--yes",
+                              config=config, **retention_env(root))  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while not mutations(sim, "baseEntry.delete"):
+                assert child.poll() is None, child.stderr.read().decode()[-2000:]  # type: ignore[union-attr]
+                assert time.monotonic() < deadline, "the delete stage never called"
+                time.sleep(0.02)
+            os.kill(child.pid, signal.SIGKILL)
+        finally:
+            child.wait(timeout=10)
+            child.stderr.close()  # type: ignore[union-attr]
+        assert restore_row(db, eid)[0].state == State.DELETING
+        for args in ((), ("--yes",)):
+            result = kretain(sim, db, "restore", eid, *args)
+            assert result.exit_code == 0, result.output
+            line = next(x for x in result.stdout.splitlines() if x.startswith(eid))
+            assert "nothing to do" in line and "nothing was removed" not in line
+            assert "stopped during its call" in line and "kretain run" in line
+        assert restore_row(db, eid)[0].state == State.DELETING
+        sim.knobs.rate_limits = {}
+        again = kretain(
+            sim, db, "run", "--no-progress", "--delete", "--yes", config=config,
+            **retention_env(root),
+        )  # fmt: skip
+        assert again.exit_code == 0, again.output
+        assert restore_row(db, eid)[0].state == State.DELETED
+        assert [m["outcome"] for m in mutations(sim, "baseEntry.delete")][-1] == "ok"
+        result = kretain(sim, db, "restore", eid, "--yes")
+        assert result.exit_code == 0, result.output
+        assert restore_row(db, eid)[0].state == State.RESTORED
 
 
 async def _restore(sim: Any, db: Path, opts: RestoreOptions, **ctx: Any) -> RestoreResult:
