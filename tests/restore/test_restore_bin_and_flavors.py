@@ -19,6 +19,7 @@ from restore_support import (
     client_for,
     kretain,
     new_run,
+    retention_config,
     retention_env,
     retention_run,
     store_at,
@@ -155,6 +156,41 @@ def test_a_recycled_entry_needs_no_archive_and_one_already_out_of_the_bin_is_rec
             assert sim.partner.get_entry(eid)["displayInSearch"] == 1
             row = row_of(db, eid)
             assert row.state == State.KEPT and row.exempt_by == rules.RESTORED_EXEMPTION
+
+
+def test_a_recycle_whose_answer_was_lost_is_recorded_and_comes_back_from_the_bin(
+    tmp_path: Path,
+) -> None:
+    """baseEntry.recycle is applied but its answer is lost; the re-send is refused
+    (INVALID_ENTRY_STATUS_FOR_RECYCLE: the entry is in the bin already). Kaltura is asked,
+    so the row is recycled, and the restore takes the entry out of the bin. (Taking the
+    refusal for the first call's answer left it in delete_failed: in the bin, yet not
+    restorable.)"""
+    eid = ENTRIES["image_b"]
+    db, root = tmp_path / "k.db", tmp_path / "archive"
+    with run_simulator(SPEC) as sim:
+        config = retention_config(sim, db, [eid], "recycle")
+        env = retention_env(root)
+        audit = kretain(sim, db, "run", "--no-progress", config=config, **env)
+        assert audit.exit_code == 0, audit.output
+        sim.knobs.lose_next("baseEntry.recycle")
+        run = kretain(
+            sim, db, "run", "--no-progress", "--delete", "--yes", "--mode", "recycle",
+            config=config, **env,
+        )  # fmt: skip
+        assert run.exit_code == 0, run.output
+        sent = calls(sim, "baseentry", "recycle")
+        assert [(m["outcome"], m["answer_lost"]) for m in sent] == [
+            ("ok", True),
+            ("INVALID_ENTRY_STATUS_FOR_RECYCLE", False),
+        ]
+        row = row_of(db, eid)
+        assert row.state == State.RECYCLED and row.purge_at is not None
+        assert ("api", "baseentry.recycle", "ok (answer lost; looked up)") in events_of(db, eid)
+        done = kretain(sim, db, "restore", eid, "--yes")
+        assert done.exit_code == 0, done.output
+        assert row_of(db, eid).state == State.KEPT
+        assert sim.partner.get_entry(eid)["displayInSearch"] == 1
 
 
 def test_a_lost_answer_on_restore_recycled_is_not_sent_twice(tmp_path: Path) -> None:

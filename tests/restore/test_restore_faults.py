@@ -187,6 +187,45 @@ def test_an_entry_the_delete_stage_left_mid_call_is_explained_then_restored(
         assert restore_row(db, eid)[0].state == State.RESTORED
 
 
+def test_a_delete_whose_answer_was_lost_and_resend_refused_stays_restorable(
+    tmp_path: Path,
+) -> None:
+    """baseEntry.delete is applied but its answer is lost; the delete stage sends it again
+    and Kaltura answers that with an error (LOCK_TIMED_OUT). Whether the first call took
+    effect is still unknown, so Kaltura must be asked: the entry is gone, deleted by
+    kretain, and the restore brings it back. (Taking the error for the first call's answer
+    left the row in delete_failed, then gone: not restorable, archive or not.)"""
+    eid = ENTRIES["image_a"]
+    db, root = tmp_path / "k.db", tmp_path / "archive"
+    with run_simulator(SPEC) as sim:
+        config = retention_config(sim, db, [eid], "delete")
+        env = retention_env(root)
+        audit = kretain(sim, db, "run", "--no-progress", config=config, **env)
+        assert audit.exit_code == 0, audit.output
+        sim.knobs.lose_next("baseEntry.delete")
+        # One call per 2 s: the re-send waits, so the error can be set up for it alone.
+        slow = {**env, "KRETAIN_DELETE_RATE": "1", "KRETAIN_DELETE_WINDOW": "2"}
+        child = kretain_child(sim, db, "run", "--no-progress", "--delete", "--yes",
+                              config=config, **slow)  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not mutations(sim, "baseEntry.delete"):
+            assert child.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        sim.knobs.fail_next("baseEntry.delete", "LOCK_TIMED_OUT")
+        _, err = child.communicate(timeout=60)
+        assert [(m["outcome"], m["answer_lost"]) for m in mutations(sim, "baseEntry.delete")] == [
+            ("ok", True),
+            ("LOCK_TIMED_OUT", False),
+        ]
+        again = kretain(sim, db, "run", "--no-progress", "--delete", "--yes", config=config, **env)
+        assert again.exit_code == 0, again.output
+        row = restore_row(db, eid)[0]
+        assert row.state == State.DELETED, (row.state, row.reason, err.decode()[-2000:])
+        result = kretain(sim, db, "restore", eid, "--yes")
+        assert result.exit_code == 0, result.output
+        assert restore_row(db, eid)[0].state == State.RESTORED
+
+
 async def _restore(sim: Any, db: Path, opts: RestoreOptions, **ctx: Any) -> RestoreResult:
     async with store_at(db) as store, client_for(sim) as client:
         context = make_ctx(store, client, await new_run(store), **ctx)
