@@ -117,6 +117,7 @@ UPDATABLE_COLUMNS = frozenset(
         "last_seen_run",
         "archive_uri",
         "purge_at",
+        "recycled_at",  # cleared when a restore takes the entry out of the recycle bin
         "bytes_freed",
         "held_reason",
         "held_at",

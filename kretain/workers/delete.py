@@ -30,9 +30,10 @@ ACTION_BLOCKED, which also waits out the window before that call is retried). Be
 call an intent event is committed and the row moved to ``deleting``; after it, the outcome.
 The client sends a changing call once (KalturaClient.mutate); a lost answer (timeout, 5xx)
 is retried once here, and ENTRY_ID_NOT_FOUND / FLAVOR_ASSET_ID_NOT_FOUND after an intent
-means done. If the answer is lost twice, Kaltura is asked: a row is recorded deleted only
-when Kaltura no longer has it. A run that starts after a crash first resolves rows left in
-``deleting`` the same way (:func:`resolve_interrupted`), before anything else.
+means done. If the answer is lost twice, or the re-send gets an error, Kaltura is asked: a
+row is recorded deleted only when Kaltura no longer has it. A run that starts after a crash
+first resolves rows left in ``deleting`` the same way (:func:`resolve_interrupted`), before
+anything else.
 
 ``max_deletes`` / ``max_delete_bytes`` stop the stage cleanly before the cap is passed. In
 recycle mode FEATURE_RECYCLE_BIN_DISABLED stops the stage with one clear message. The plan
@@ -577,7 +578,8 @@ class _Stage:
         asset_id: str | None = None,
     ) -> str:
         """One paced call with its intent and outcome events: "ok", "not_found", "unknown"
-        (the answer was lost twice), "recycle disabled", or an error code (failed)."""
+        (the answer was lost, and the re-send's did not settle it: lost too, or an error),
+        "recycle disabled", or an error code (failed)."""
         store, run_id = self.ctx.store, self.ctx.run_id
         limiter = self.limiters[call]
         await transitions.record_intent(
@@ -605,6 +607,15 @@ class _Stage:
                     continue  # the call may have been applied: once more, then ask
                 return "unknown"
             except ApiError as exc:
+                if lost:
+                    # An error answer to the re-send says nothing about the send whose answer
+                    # was lost: it may have deleted the entry (or flavor). Ask Kaltura, as
+                    # after two lost answers. Recorded as a failure, a deleted entry became
+                    # "gone" in the next run (not restorable) and a deleted flavor was never
+                    # marked removed (never rebuilt by a restore).
+                    log.warning("delete.resend_failed", call=call, entry_id=entry_id,
+                                error=exc.code)  # fmt: skip
+                    return "unknown"
                 outcome = exc.code
             await transitions.record_api_event(
                 store, run_id=run_id, call=call, outcome=outcome, entry_id=entry_id,
@@ -615,8 +626,9 @@ class _Stage:
             return outcome
 
     async def _look_up_entry(self, entry_id: str, recycle: bool) -> str:
-        """After two lost answers: "gone" (Kaltura no longer has it, or has it in the bin when
-        recycling), "present", or "unknown" when the lookup fails too."""
+        """After a lost answer the re-send did not settle: "gone" (Kaltura no longer has it,
+        or has it in the bin when recycling), "present", or "unknown" when the lookup fails
+        too."""
         try:
             found = await self.ctx.client.get_entries([entry_id])
             binned = await recycled_ids(self.ctx.client, [entry_id]) if recycle else set()

@@ -507,13 +507,17 @@ class _Restorer:
                 entry_id=row.id, detail="already out of the recycle bin",
             )  # fmt: skip
         reason = "restored from the recycle bin"
+        # Out of the bin, the entry is no longer removed: recycled_at goes with purge_at. A
+        # row deleted later with recycled_at still set would be reported as recycled first
+        # (its bin emptied), on the day of this recycle (kretain.reports.report_queries).
         await self._finish(
             row,
             State.KEPT,
             reason,
             {row.id: (reason, None)},
-            {"purge_at": None, "action": None, "exempt_by": rules.RESTORED_EXEMPTION},
-        )
+            {"purge_at": None, "recycled_at": None, "action": None,
+             "exempt_by": rules.RESTORED_EXEMPTION},
+        )  # fmt: skip
         self.result.from_bin += 1
         return EntryOutcome(row.id, str(State.RECYCLED), "from_bin", reason)
 
@@ -589,7 +593,11 @@ class _Restorer:
         reason = f"re-created from the archive as {new_id}"
         exempt = {new_id: (f"restored from the archive of {row.id}", row.id)}
         exempt.update({n: (f"restored from the archive of {o}", o) for o, n in work.separate})
-        await self._finish(row, State.RESTORED, reason, exempt, {"new_entry_id": new_id})
+        # A recycled entry gets here once Kaltura has emptied its bin: the purge date the
+        # delete stage recorded is cleared, as when an entry comes out of the bin (export
+        # would show it as the date until which the entry can come back from the bin).
+        updates = {"new_entry_id": new_id, "purge_at": None}
+        await self._finish(row, State.RESTORED, reason, exempt, updates)
         self.result.recreated += 1
         detail = reason
         if work.separate:
@@ -1171,6 +1179,18 @@ def _why_not(row: EntryRow) -> str:
         return "a restore holds it now"
     if row.state in (State.KEPT, State.EXEMPT) and row.exempt_by == rules.RESTORED_EXEMPTION:
         return f"already restored ({row.reason})"
+    # The delete stage's call may have gone through: only its resolution says what is gone.
+    if row.state == State.DELETING:
+        return (
+            "the delete stage stopped during its call: the next `kretain run` asks Kaltura "
+            "what happened, then restore it if it was removed"
+        )
+    if row.state == State.DELETE_FAILED:
+        why = f" ({row.last_error[:200]})" if row.last_error else ""
+        return (
+            f"the delete stage failed on it{why}: part of it may be removed; restore it once "
+            "a run has finished the delete"
+        )
     return f"state {row.state}: nothing was removed from Kaltura"
 
 
@@ -1218,6 +1238,11 @@ async def _plan_one(
             return EntryOutcome(
                 row.id, state, "would_unrecycle", f"baseEntry.restoreRecycled{until}"
             )
+        if found is not None:  # as _from_bin: nothing to send, no archive needed
+            return EntryOutcome(
+                row.id, state, "would_unrecycle",
+                "already out of the recycle bin: recorded as restored, no call",
+            )  # fmt: skip
     found_copy = await _archived(row, opts, pid)
     plan = _read_plan(row, found_copy)
     _present(found_copy, plan)

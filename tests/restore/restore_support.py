@@ -1,33 +1,34 @@
 """Helpers shared by the restore tests (no tests here).
 
-Rows reach ``archived`` the way a real run gets them there (test_backup_support: admitted,
-sized by the size worker, backed up by the backup worker, all over HTTP). The delete stage's
-command is being written elsewhere; until ``kretain run --delete --yes`` lands,
-``remove_like_the_delete_stage`` is the one place that deletes, recycles or strips entries
-in the simulator through the client and moves their rows as the stage will.
+Entries are removed the way a retention run removes them, through the CLI:
+``retention_run`` writes a settings file whose policy takes exactly the entries a test
+names, then ``kretain run`` audits the partner and backs them up into the archive, and
+``kretain run --delete --yes`` (``--mode recycle`` for the recycle bin) deletes, recycles or
+strips them. Everything is real: the simulator over HTTP, SQLite, the archive on disk.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from click.testing import CliRunner, Result
-from test_backup_support import ENTRIES, client_for, make_sized, new_run, run_backup, store_at
+from ctxhelpers import AS_OF
+from test_backup_support import ENTRIES, client_for, new_run, store_at
 
 from kretain import archive, rules
 from kretain.cli import cli
-from kretain.kaltura.client import KalturaClient
 from kretain.simulator.partner import PartnerSpec
 from kretain.simulator.testing import RunningSimulator
-from kretain.store import queries, transitions
-from kretain.store.db import Store
-from kretain.store.states import Action, State
 
-__all__ = ["ENTRIES", "client_for", "store_at"]
+__all__ = ["ENTRIES", "client_for", "new_run", "store_at"]
 
 Removal = Literal["delete", "recycle", "strip"]
 # The backup tests' partner (its entries are named in ENTRIES), files capped so a round trip
@@ -35,68 +36,98 @@ Removal = Literal["delete", "recycle", "strip"]
 SPEC = PartnerSpec(entries=400, seed=9, traps=True, max_file_bytes=3 << 20, recycle_bin=True)
 # Ready, not a child: a caption, an attachment, a thumbnail, two flavors.
 WITH_ATTACHMENT = "0_0n93t6x6"
+# Multi-stream, three children: one of them has two flavors besides its source.
+MULTI_STREAM = "0_95hnk6h9"
+# The state each removal leaves a row in.
+REMOVED_STATE = {"delete": "deleted", "recycle": "recycled", "strip": "stripped"}
 
 
-async def archived(
-    sim: RunningSimulator, db: Path, root: Path, entry_ids: Sequence[str], how: Removal = "delete"
+def policy_toml(how: Removal, *, backup: bool = True) -> str:
+    """A policy under which every entry qualifies at any as-of (never-ready ones for
+    delete_entry; ready ones for delete_entry, or delete_flavors for a strip), backed up
+    first unless ``backup`` is false, and every entry listed in others.txt exempt."""
+    action = "delete_flavors" if how == "strip" else "delete_entry"
+    statuses = ", ".join(f'"{s}"' for s in rules.NON_READY_STATUSES)
+    no_backup = "" if backup else "backup = false"
+    return f"""
+[[policy.rules]]
+name = "never-ready"
+action = "delete_entry"
+min_age_years = 0
+statuses = [{statuses}]
+{no_backup}
+
+[[policy.rules]]
+name = "any-age"
+action = "{action}"
+min_age_years = 0
+not_played_years = 0
+{no_backup if action == "delete_entry" else ""}
+
+[policy.exemptions]
+entry_ids_file = "others.txt"
+"""
+
+
+def retention_config(
+    sim: RunningSimulator, db: Path, entry_ids: Sequence[str], how: Removal, *, backup: bool = True
+) -> Path:
+    """retention.toml (policy_toml) and its others.txt next to ``db``: every top-level entry
+    of the partner but ``entry_ids`` is exempt by id."""
+    folder = db.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    wanted = set(entry_ids)
+    others = [
+        r[0]
+        for r in sim.partner.sql("SELECT id FROM entries WHERE parent_entry_id IS NULL")
+        if r[0] not in wanted
+    ]
+    (folder / "others.txt").write_text("\n".join(others) + "\n")
+    config = folder / "retention.toml"
+    config.write_text(policy_toml(how, backup=backup))
+    return config
+
+
+def retention_env(root: Path | None) -> dict[str, str]:
+    """The retention runs' environment: the as-of date, and the archive unless None."""
+    env = {"KRETAIN_AS_OF": AS_OF.isoformat()}
+    if root is not None:
+        env["KRETAIN_ARCHIVE"] = str(root)
+    return env
+
+
+def retention_run(
+    sim: RunningSimulator,
+    db: Path,
+    root: Path | None,
+    entry_ids: Sequence[str],
+    how: Removal = "delete",
 ) -> None:
-    """Audit (admit + size), back up and remove the entries: the state a retention run
-    leaves them in (``strip`` rows are sized for delete_flavors and not backed up)."""
-    async with store_at(db) as store, client_for(sim) as client:
-        if how == "strip":
-            await make_sized(store, client, sim, entry_ids, action=Action.DELETE_FLAVORS)
-        else:
-            await make_sized(store, client, sim, entry_ids)
-            result = await run_backup(store, client, root)
-            assert result.archived == len(entry_ids), result
-        await remove_like_the_delete_stage(store, client, entry_ids, how)
+    """Remove the entries as a retention run does, through the CLI: ``kretain run`` (the
+    audit, and the backup into ``root``), then ``kretain run --delete --yes`` (``--mode
+    recycle`` to recycle). The policy (retention.toml next to ``db``, at AS_OF) takes every
+    entry and exempts every other entry of the partner by id, so the runs act on
+    ``entry_ids`` alone; with ``root`` None its rules need no backup and nothing is archived.
+    Each entry must end deleted, recycled or stripped."""
+    config = retention_config(sim, db, entry_ids, how, backup=root is not None)
+    wanted = set(entry_ids)
+    env = retention_env(root)
+    audit = kretain(sim, db, "run", "--no-progress", config=config, **env)
+    assert audit.exit_code == 0, audit.output
+    mode = ["--mode", "recycle"] if how == "recycle" else []
+    removal = kretain(
+        sim, db, "run", "--no-progress", "--delete", "--yes", *mode, config=config, **env
+    )
+    assert removal.exit_code == 0, removal.output
+    marks = ",".join("?" * len(wanted))
+    states = dict(db_rows(db, f"SELECT id, state FROM entries WHERE id IN ({marks})", (*wanted,)))
+    assert states == dict.fromkeys(wanted, REMOVED_STATE[how]), (states, removal.output)
 
 
-async def remove_like_the_delete_stage(
-    store: Store, client: KalturaClient, entry_ids: Iterable[str], how: Removal
-) -> None:
-    """What `kretain run --delete --yes` will do to these rows (archived, or sized for a
-    strip): an intent, the call, its outcome, and the row's moves to deleted / recycled /
-    stripped (stripped flavors marked removed_at). Swap for the CLI once it lands."""
-    run_id = await new_run(store)
-    for eid in entry_ids:
-        row = await queries.get_entry(store, eid)
-        assert row is not None
-        await transitions.move(store, eid, row.state, State.DELETING, run_id=run_id)
-        if how == "strip":
-            assets = await queries.assets_of(store, eid)
-            gone = [a for a in assets if a.kind == "flavor" and not a.is_source]
-            for a in gone:
-                await transitions.record_intent(
-                    store, run_id=run_id, call="flavorasset.delete", entry_id=eid, asset_id=a.id
-                )
-                await client.delete_flavor(a.id)
-                await transitions.record_api_event(
-                    store, run_id=run_id, call="flavorasset.delete", outcome="ok",
-                    entry_id=eid, asset_id=a.id,
-                )  # fmt: skip
-            await queries.mark_removed(store, eid, [a.id for a in gone], 1_800_000_000)
-            await transitions.move(store, eid, State.DELETING, State.STRIPPED, run_id=run_id)
-            continue
-        call = "baseentry.delete" if how == "delete" else "baseentry.recycle"
-        await transitions.record_intent(store, run_id=run_id, call=call, entry_id=eid)
-        if how == "delete":
-            await client.delete_entry(eid)
-        else:
-            await client.recycle_entry(eid)
-        await transitions.record_api_event(
-            store, run_id=run_id, call=call, outcome="ok", entry_id=eid
-        )
-        if how == "delete":
-            await transitions.move(
-                store, eid, State.DELETING, State.DELETED, run_id=run_id,
-                updates={"delete_mode": "delete"},
-            )  # fmt: skip
-        else:
-            await transitions.move(
-                store, eid, State.DELETING, State.RECYCLED, run_id=run_id,
-                updates={"delete_mode": "recycle", "purge_at": 1_900_000_000},
-            )  # fmt: skip
+def db_rows(db: Path, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Rows of a query over the state database."""
+    with contextlib.closing(sqlite3.connect(db)) as con:
+        return con.execute(query, params).fetchall()
 
 
 def cli_env(sim: RunningSimulator) -> dict[str, str]:
@@ -108,10 +139,27 @@ def cli_env(sim: RunningSimulator) -> dict[str, str]:
     }
 
 
-def kretain(sim: RunningSimulator, db: Path, *args: str) -> Result:
+def kretain(
+    sim: RunningSimulator, db: Path, *args: str, config: Path | None = None, **env: str
+) -> Result:
     """One CLI invocation against the simulator (real HTTP, real SQLite)."""
+    head = ["--db", str(db)] + (["--config", str(config)] if config is not None else [])
     return CliRunner().invoke(
-        cli, ["--db", str(db), *args], env=cli_env(sim), catch_exceptions=False
+        cli, [*head, *args], env={**cli_env(sim), **env}, catch_exceptions=False
+    )
+
+
+def kretain_child(
+    sim: RunningSimulator, db: Path, *args: str, config: Path | None = None, **env: str
+) -> subprocess.Popen[bytes]:
+    """kretain in a child process (to be killed, or to run while the test changes the
+    simulator's knobs); its stderr is piped."""
+    head = ["--db", str(db)] + (["--config", str(config)] if config is not None else [])
+    return subprocess.Popen(
+        [sys.executable, "-m", "kretain", *head, *args],
+        env={**os.environ, **cli_env(sim), **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
 
 

@@ -5,6 +5,9 @@ attached; the selection is explained entry by entry."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -14,18 +17,22 @@ from ctxhelpers import make_ctx
 from restore_support import (
     ENTRIES,
     SPEC,
-    archived,
     client_for,
     entry_json,
     kretain,
+    kretain_child,
+    mutations,
     new_run,
+    retention_config,
+    retention_env,
+    retention_run,
     served_sha,
     store_at,
 )
 
 from kretain import archive
 from kretain.simulator.testing import run_simulator
-from kretain.store import queries, transitions
+from kretain.store import queries
 from kretain.store.states import State
 from kretain.workers.restore import RestoreOptions, RestoreResult, restore
 
@@ -66,7 +73,7 @@ def restored_with_the_reference(sim: Any, entry_id: str = EID) -> list[str]:
 def test_a_damaged_archive_copy_is_refused_and_nothing_is_made(tmp_path: Path) -> None:
     db, root = tmp_path / "k.db", tmp_path / "archive"
     with run_simulator(SPEC) as sim:
-        asyncio.run(archived(sim, db, root, [EID]))
+        retention_run(sim, db, root, [EID])
         thumb = next(entry_dir(root).glob("thumb-*"))
         original = flip_a_byte(thumb)
         before = len(sim.mutations)
@@ -98,7 +105,7 @@ def test_an_incomplete_archive_copy_is_refused(tmp_path: Path, damage: str, mess
     db, root = tmp_path / "k.db", tmp_path / "archive"
     eid = ENTRIES["image_a"]
     with run_simulator(SPEC) as sim:
-        asyncio.run(archived(sim, db, root, [eid]))
+        retention_run(sim, db, root, [eid])
         folder = entry_dir(root, eid)
         source = next(folder.glob("flavor-*"))
         if damage == "remove_file":
@@ -122,21 +129,101 @@ def test_an_entry_never_backed_up_is_refused(tmp_path: Path) -> None:
     db = tmp_path / "k.db"
     eid = ENTRIES["image_a"]
     with run_simulator(SPEC) as sim:
-
-        async def delete_without_backup() -> None:
-            from restore_support import make_sized
-
-            async with store_at(db) as store, client_for(sim) as client:
-                await make_sized(store, client, sim, [eid])
-                run_id = await new_run(store)
-                await client.delete_entry(eid)
-                await transitions.move(store, eid, State.SIZED, State.DELETING, run_id=run_id)
-                await transitions.move(store, eid, State.DELETING, State.DELETED, run_id=run_id)
-
-        asyncio.run(delete_without_backup())
+        retention_run(sim, db, None, [eid])  # a rule with backup = false: deleted unarchived
+        before = len(sim.mutations)
+        dry = kretain(sim, db, "restore", eid)
+        assert "would REFUSE" in dry.stdout and "no archive copy is recorded" in dry.stdout
         result = kretain(sim, db, "restore", eid, "--yes")
         assert result.exit_code == 8
         assert "no archive copy is recorded" in result.stdout
+        assert len(sim.mutations) == before
+        assert restore_row(db, eid)[0].state == State.DELETED
+
+
+def test_an_entry_the_delete_stage_left_mid_call_is_explained_then_restored(
+    tmp_path: Path,
+) -> None:
+    """`kretain run --delete --yes` killed while its baseEntry.delete waits out
+    ACTION_BLOCKED: the row stays in deleting, with an intent and no outcome. A restore
+    then says so, instead of claiming nothing was removed; once the next run has asked
+    Kaltura what happened (and deleted it), the restore goes through."""
+    eid = ENTRIES["image_a"]
+    db, root = tmp_path / "k.db", tmp_path / "archive"
+    with run_simulator(SPEC) as sim:
+        config = retention_config(sim, db, [eid], "delete")
+        audit = kretain(sim, db, "run", "--no-progress", config=config, **retention_env(root))
+        assert audit.exit_code == 0, audit.output
+        sim.knobs.set_rate_limit("baseEntry.delete", 0, 600)  # every call blocked
+        child = kretain_child(sim, db, "run", "--no-progress", "--delete", "--yes",
+                              config=config, **retention_env(root))  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while not mutations(sim, "baseEntry.delete"):
+                assert child.poll() is None, child.stderr.read().decode()[-2000:]  # type: ignore[union-attr]
+                assert time.monotonic() < deadline, "the delete stage never called"
+                time.sleep(0.02)
+            os.kill(child.pid, signal.SIGKILL)
+        finally:
+            child.wait(timeout=10)
+            child.stderr.close()  # type: ignore[union-attr]
+        assert restore_row(db, eid)[0].state == State.DELETING
+        for args in ((), ("--yes",)):
+            result = kretain(sim, db, "restore", eid, *args)
+            assert result.exit_code == 0, result.output
+            line = next(x for x in result.stdout.splitlines() if x.startswith(eid))
+            assert "nothing to do" in line and "nothing was removed" not in line
+            assert "stopped during its call" in line and "kretain run" in line
+        assert restore_row(db, eid)[0].state == State.DELETING
+        sim.knobs.rate_limits = {}
+        again = kretain(
+            sim, db, "run", "--no-progress", "--delete", "--yes", config=config,
+            **retention_env(root),
+        )  # fmt: skip
+        assert again.exit_code == 0, again.output
+        assert restore_row(db, eid)[0].state == State.DELETED
+        assert [m["outcome"] for m in mutations(sim, "baseEntry.delete")][-1] == "ok"
+        result = kretain(sim, db, "restore", eid, "--yes")
+        assert result.exit_code == 0, result.output
+        assert restore_row(db, eid)[0].state == State.RESTORED
+
+
+def test_a_delete_whose_answer_was_lost_and_resend_refused_stays_restorable(
+    tmp_path: Path,
+) -> None:
+    """baseEntry.delete is applied but its answer is lost; the delete stage sends it again
+    and Kaltura answers that with an error (LOCK_TIMED_OUT). Whether the first call took
+    effect is still unknown, so Kaltura must be asked: the entry is gone, deleted by
+    kretain, and the restore brings it back. (Taking the error for the first call's answer
+    left the row in delete_failed, then gone: not restorable, archive or not.)"""
+    eid = ENTRIES["image_a"]
+    db, root = tmp_path / "k.db", tmp_path / "archive"
+    with run_simulator(SPEC) as sim:
+        config = retention_config(sim, db, [eid], "delete")
+        env = retention_env(root)
+        audit = kretain(sim, db, "run", "--no-progress", config=config, **env)
+        assert audit.exit_code == 0, audit.output
+        sim.knobs.lose_next("baseEntry.delete")
+        # One call per 2 s: the re-send waits, so the error can be set up for it alone.
+        slow = {**env, "KRETAIN_DELETE_RATE": "1", "KRETAIN_DELETE_WINDOW": "2"}
+        child = kretain_child(sim, db, "run", "--no-progress", "--delete", "--yes",
+                              config=config, **slow)  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not mutations(sim, "baseEntry.delete"):
+            assert child.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        sim.knobs.fail_next("baseEntry.delete", "LOCK_TIMED_OUT")
+        _, err = child.communicate(timeout=60)
+        assert [(m["outcome"], m["answer_lost"]) for m in mutations(sim, "baseEntry.delete")] == [
+            ("ok", True),
+            ("LOCK_TIMED_OUT", False),
+        ]
+        again = kretain(sim, db, "run", "--no-progress", "--delete", "--yes", config=config, **env)
+        assert again.exit_code == 0, again.output
+        row = restore_row(db, eid)[0]
+        assert row.state == State.DELETED, (row.state, row.reason, err.decode()[-2000:])
+        result = kretain(sim, db, "restore", eid, "--yes")
+        assert result.exit_code == 0, result.output
+        assert restore_row(db, eid)[0].state == State.RESTORED
 
 
 async def _restore(sim: Any, db: Path, opts: RestoreOptions, **ctx: Any) -> RestoreResult:
@@ -165,7 +252,7 @@ SMALL_CHUNKS = RestoreOptions(chunk_size=256 << 10)  # the 3 MiB source goes in 
 def test_a_lost_answer_is_asked_about_never_sent_twice(tmp_path: Path, lost: str) -> None:
     db, root = tmp_path / "k.db", tmp_path / "archive"
     with run_simulator(SPEC) as sim:
-        asyncio.run(archived(sim, db, root, [EID]))
+        retention_run(sim, db, root, [EID])
         start = len(sim.mutations)
         sim.knobs.lose_next(lost)
         result = asyncio.run(_restore(sim, db, SMALL_CHUNKS))
@@ -196,7 +283,7 @@ def test_a_lost_answer_is_asked_about_never_sent_twice(tmp_path: Path, lost: str
 def test_a_file_that_changes_while_it_is_uploaded_is_not_attached(tmp_path: Path) -> None:
     db, root = tmp_path / "k.db", tmp_path / "archive"
     with run_simulator(SPEC) as sim:
-        asyncio.run(archived(sim, db, root, [EID]))
+        retention_run(sim, db, root, [EID])
         source = next(entry_dir(root).glob("flavor-*"))
         pristine = source.read_bytes()
 
@@ -235,15 +322,7 @@ def test_the_selection_is_explained_entry_by_entry(tmp_path: Path) -> None:
     db, root = tmp_path / "k.db", tmp_path / "archive"
     eid, other = ENTRIES["image_a"], ENTRIES["image_b"]
     with run_simulator(SPEC) as sim:
-        asyncio.run(archived(sim, db, root, [eid]))
-
-        async def sized_only() -> None:
-            from restore_support import make_sized
-
-            async with store_at(db) as store, client_for(sim) as client:
-                await make_sized(store, client, sim, [other])
-
-        asyncio.run(sized_only())
+        retention_run(sim, db, root, [eid])  # the policy exempts every other entry
         assert kretain(sim, db, "restore").exit_code == 2  # no selection: refused
         ids = tmp_path / "ids.txt"
         ids.write_text(f"# to restore\n{eid}\n\n{other}  # still live\n0_unknown1\n")
@@ -251,7 +330,7 @@ def test_the_selection_is_explained_entry_by_entry(tmp_path: Path) -> None:
         assert result.exit_code == 0, result.output
         lines = {x.split()[0]: x for x in result.stdout.splitlines() if x.startswith("0_")}
         assert "would re-create" in lines[eid]
-        assert "nothing to do" in lines[other] and "state sized" in lines[other]
+        assert "nothing to do" in lines[other] and "state exempt" in lines[other]
         assert "not in the database" in lines["0_unknown1"]
         ids.write_text("0_fine0001\nnot an id!\n")
         bad = kretain(sim, db, "restore", "--file", str(ids))

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from restore_support import archived, cli_env, entry_json, kretain, served_sha, store_at
+from restore_support import cli_env, entry_json, kretain, retention_run, served_sha, store_at
 
 from kretain.simulator.partner import PartnerSpec
 from kretain.simulator.testing import run_simulator
@@ -46,7 +46,7 @@ def chunks_sent(mutations: list[dict], token: str | None = None) -> list[dict]:
 def test_sigkill_mid_upload_then_the_upload_resumes(tmp_path: Path) -> None:
     db, root = tmp_path / "k.db", tmp_path / "archive"
     with run_simulator(BIG) as sim:
-        asyncio.run(archived(sim, db, root, [EID]))
+        retention_run(sim, db, root, [EID])
         source = next(f for f in entry_json(root, BIG.partner_id, EID)["files"] if f["is_source"])
         assert source["size"] == SIZE
 

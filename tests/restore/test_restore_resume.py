@@ -13,10 +13,10 @@ from ctxhelpers import make_ctx
 from restore_support import (
     ENTRIES,
     SPEC,
-    archived,
     client_for,
     entry_json,
     new_run,
+    retention_run,
     served_sha,
     store_at,
 )
@@ -86,7 +86,7 @@ def check_result(sim: Any, db: Path, root: Path, eid: str = EID) -> str:
 def test_a_crash_mid_upload_resumes_the_token(tmp_path: Path) -> None:
     db, root = tmp_path / "k.db", tmp_path / "archive"
     with run_simulator(SPEC) as sim:
-        asyncio.run(archived(sim, db, root, [EID]))
+        retention_run(sim, db, root, [EID])
         start = len(sim.mutations)
         opts = RestoreOptions(chunk_size=CHUNK)
         crashes(_restore(sim, db, EID, opts, crash_after("restore.chunk", 3)))
@@ -105,7 +105,7 @@ def test_a_crash_mid_upload_resumes_the_token(tmp_path: Path) -> None:
 def test_a_token_that_cannot_be_vouched_for_is_dropped(tmp_path: Path) -> None:
     db, root = tmp_path / "k.db", tmp_path / "archive"
     with run_simulator(SPEC) as sim:
-        asyncio.run(archived(sim, db, root, [EID]))
+        retention_run(sim, db, root, [EID])
         start = len(sim.mutations)
         crashes(
             _restore(
@@ -123,7 +123,7 @@ def test_a_token_that_cannot_be_vouched_for_is_dropped(tmp_path: Path) -> None:
 def test_a_crash_after_media_add_takes_the_entry_up(tmp_path: Path) -> None:
     db, root = tmp_path / "k.db", tmp_path / "archive"
     with run_simulator(SPEC) as sim:
-        asyncio.run(archived(sim, db, root, [EID]))
+        retention_run(sim, db, root, [EID])
         start = len(sim.mutations)
         crashes(_restore(sim, db, EID, RestoreOptions(), crash_after("restore.entry_added")))
         first = made(sim, start, "media", "add")[0]["created_id"]
@@ -135,7 +135,7 @@ def test_a_crash_after_media_add_takes_the_entry_up(tmp_path: Path) -> None:
 def test_an_unanswered_call_is_looked_up_before_anything_else(tmp_path: Path) -> None:
     db, root = tmp_path / "k.db", tmp_path / "archive"
     with run_simulator(SPEC) as sim:
-        asyncio.run(archived(sim, db, root, [EID]))
+        retention_run(sim, db, root, [EID])
         start = len(sim.mutations)
         # media.add takes effect but its answer is lost, and the lookup that would find it
         # fails too: the restore stops there (fail closed), its intent unresolved.
@@ -168,7 +168,7 @@ def test_a_child_kaltura_will_not_link_comes_back_on_its_own(tmp_path: Path) -> 
     eid = ENTRIES["captions_child"]
     db, root = tmp_path / "k.db", tmp_path / "archive"
     with run_simulator(SPEC) as sim:
-        asyncio.run(archived(sim, db, root, [eid]))
+        retention_run(sim, db, root, [eid])
 
         def refuse_the_child(name: str, **info: Any) -> None:
             if name == "restore.entry_added" and info["old_id"] == eid:

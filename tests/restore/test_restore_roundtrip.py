@@ -1,7 +1,9 @@
 """Audit, back up, delete, restore: the deleted entries come back from the archive.
 
-Everything is real: the simulator over HTTP, SQLite, the archive on disk, the CLI. The
-restored files are downloaded again (getUrl + HTTP) and compared with the archive's sha256.
+Everything is real and goes through the CLI: `kretain run` audits the simulated partner and
+backs the entries up into the archive, `kretain run --delete --yes` deletes them, `kretain
+restore --yes` re-creates them. The restored files are downloaded again (getUrl + HTTP) and
+compared with the archive's sha256.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import asyncio
 import csv
 import hashlib
 import io
+import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +22,12 @@ from restore_support import (
     ENTRIES,
     SPEC,
     WITH_ATTACHMENT,
-    archived,
     client_for,
+    db_rows,
     entry_json,
     kretain,
+    mutations,
+    retention_run,
     store_at,
 )
 
@@ -42,7 +48,7 @@ def restored(tmp_path_factory: pytest.TempPathFactory) -> Any:
     db, root = tmp / "k.db", tmp / "archive"
     ids = [*RECREATED, ENTRIES["external"], ENTRIES["source_error"]]
     with run_simulator(SPEC) as sim:
-        asyncio.run(archived(sim, db, root, ids))
+        retention_run(sim, db, root, ids)
         before = len(sim.mutations)
         dry = kretain(sim, db, "restore", *ids)
         dry_mutations = len(sim.mutations) - before
@@ -74,6 +80,31 @@ async def download(sim: RunningSimulator, kind: str, asset_id: str) -> str:
 
 def tags(value: Any) -> set[str]:
     return {t.strip() for t in str(value or "").split(",") if t.strip()}
+
+
+def test_the_delete_stage_deleted_them_after_the_backup(restored: Any) -> None:
+    sim, db, root, *_ = restored
+    ids = {*RECREATED, ENTRIES["external"], ENTRIES["source_error"]}
+    deleted = [m["id"] for m in mutations(sim, "baseEntry.delete") if m["outcome"] == "ok"]
+    assert sorted(deleted) == sorted(ids)  # each once, by the delete stage
+    for entry_id in ids:
+        moves = db_rows(
+            db,
+            "SELECT kind, action, outcome, from_state, to_state FROM events WHERE entry_id = ? "
+            "AND (action = 'baseentry.delete' OR to_state IN ('archived', 'deleting', 'deleted')"
+            " AND from_state != 'restoring') ORDER BY id",
+            (entry_id,),
+        )
+        assert moves[-5:] == [
+            ("state", "delete_entry", "moved", "downloading", "archived"),
+            ("state", "delete_entry", "claimed", "archived", "deleting"),
+            ("intent", "baseentry.delete", "intent", None, None),
+            ("api", "baseentry.delete", "ok", None, None),
+            ("state", "delete_entry", "moved", "deleting", "deleted"),
+        ], entry_id
+        assert entry_json(root, SPEC.partner_id, entry_id)["entry"]["id"] == entry_id
+    modes = db_rows(db, "SELECT DISTINCT delete_mode FROM entries WHERE deleted_at IS NOT NULL")
+    assert modes == [("delete",)]
 
 
 def test_dry_run_lists_the_plans_and_changes_nothing(restored: Any) -> None:
@@ -192,8 +223,40 @@ def test_restored_entries_are_exempt_and_exported_with_both_ids(restored: Any) -
     result = kretain(sim, db, "export", "--state", "restored")
     assert result.exit_code == 0, result.output
     table = {r["entry_id"]: r for r in csv.DictReader(io.StringIO(result.stdout))}
+    assert set(table) == {*RECREATED, ENTRIES["source_error"]}
+    freed = dict(db_rows(db, "SELECT id, bytes_freed FROM entries"))
     for old in RECREATED:
-        assert table[old]["new_entry_id"] == new_id_of(db, old)
+        row = table[old]
+        assert row["new_entry_id"] == new_id_of(db, old)
+        # Deleted (not recycled) by the delete stage, with what it freed; in no bin.
+        assert (row["mode"], row["bin_empties"]) == ("delete", "")
+        assert int(row["bytes_freed"]) == freed[old] > 0
+
+
+def json_values(text: str) -> list[Any]:
+    """The JSON values printed one after another (`status --json`: an array per table)."""
+    decoder, values, at = json.JSONDecoder(), [], 0
+    text = text.strip()
+    while at < len(text):
+        value, at = decoder.raw_decode(text, at)
+        values.append(value)
+        while at < len(text) and text[at].isspace():
+            at += 1
+    return values
+
+
+def test_status_counts_the_restored_entries_and_what_is_still_deleted(restored: Any) -> None:
+    sim, db, *_ = restored
+    status = kretain(sim, db, "status", "--json")
+    assert status.exit_code == 0, status.output
+    by_state, done, errors, _last = json_values(status.stdout)
+    entries = {r["state"]: 0 for r in by_state}
+    for r in by_state:
+        entries[r["state"]] += r["entries"]
+    assert entries["restored"] == len(RECREATED) + 1  # and the one that never became ready
+    assert entries["deleted"] == 1  # the YouTube entry, refused
+    assert [(r["done"], r["entries"]) for r in done] == [("deleted", 1)]
+    assert errors == []
 
 
 def test_a_second_restore_does_nothing(restored: Any) -> None:
@@ -205,3 +268,37 @@ def test_a_second_restore_does_nothing(restored: Any) -> None:
     for old in RECREATED:
         line = next(x for x in again.stdout.splitlines() if x.startswith(old))
         assert "nothing to do" in line and f"already restored as {new_id_of(db, old)}" in line
+
+
+def run_id(result: Any) -> int:
+    """The run id a `kretain run` names on stderr ("run 4: log ...")."""
+    line = next(x for x in result.stderr.splitlines() if x.startswith("run "))
+    return int(line.split()[1].rstrip(":"))
+
+
+def test_the_next_run_leaves_the_restored_entries_alone(restored: Any) -> None:
+    """The re-created entries are exempt: a run that would otherwise take them (its as-of
+    after their creation, so the policy's any-age rule matches them) plans nothing."""
+    sim, db, root, *_ = restored
+    new_ids = {old: new_id_of(db, old) for old in [*RECREATED, ENTRIES["source_error"]]}
+    tomorrow = (datetime.now(UTC).date() + timedelta(days=1)).isoformat()
+    before = len(mutations(sim))
+    plan = kretain(
+        sim, db, "run", "--no-progress", "--delete", config=db.parent / "retention.toml",
+        KRETAIN_AS_OF=tomorrow, KRETAIN_ARCHIVE=str(root),
+    )  # fmt: skip
+    assert plan.exit_code == 0, plan.output
+    assert len(mutations(sim)) == before
+    rows = dict(
+        db_rows(
+            db,
+            f"SELECT id, state || ' ' || exempt_by FROM entries "
+            f"WHERE id IN ({','.join('?' * len(new_ids))})",
+            tuple(new_ids.values()),
+        )
+    )
+    assert rows == dict.fromkeys(new_ids.values(), f"exempt {rules.RESTORED_EXEMPTION}")
+    [plan_csv] = (db.parent / "kretain-plans").glob(f"plan-{run_id(plan)}.csv")
+    with open(plan_csv, newline="", encoding="utf-8") as fh:
+        lines = list(csv.DictReader(fh))
+    assert not [ln for ln in lines if ln["decision"] in ("delete", "recycle", "strip")]
