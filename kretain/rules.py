@@ -75,6 +75,7 @@ __all__ = [
     "asset_for_add",
     "asset_readiness",
     "bytes_freed_by",
+    "bytes_stripped",
     "check_id",
     "entry_for_add",
     "expected_size",
@@ -451,6 +452,17 @@ def bytes_freed_by(action: str | None, assets: Iterable[_SizedAsset], *, source_
     raise ValueError(f"unknown action {action!r}")
 
 
+class _RemovableAsset(_SizedAsset, Protocol):
+    @property
+    def removed_at(self) -> int | None: ...
+
+
+def bytes_stripped(assets: Iterable[_RemovableAsset]) -> int:
+    """Bytes a strip has freed so far: the flavors kretain deleted (``removed_at``), over every
+    run that worked on the entry."""
+    return sum(int(a.size_bytes or 0) for a in assets if a.kind == "flavor" and a.removed_at)
+
+
 # ---- what an archive holds -----------------------------------------------------------------
 
 
@@ -626,6 +638,7 @@ class _StoredEntry(Protocol):
 
 
 GONE_REASON = "not returned by Kaltura (looked up by id): gone"
+IN_BIN_REASON = "in Kaltura's recycle bin, put there by someone else: gone when the bin empties"
 
 
 def recheck(
@@ -654,6 +667,8 @@ def recheck(
         return Recheck(Verdict.ERROR, f"invalid data from Kaltura: {exc}")
     if fields["status"] == ENTRY_DELETED:
         return Recheck(Verdict.GONE, "deleted in Kaltura (status DELETED)", fields)
+    if in_recycle_bin(fresh):  # a later list shows it again if someone takes it out
+        return Recheck(Verdict.GONE, IN_BIN_REASON, fields)
     decision = evaluate(facts_from_fields(fields), policy, as_of)
     played = played_since(stored.last_played_at, fields["last_played_at"])
     if decision.action is None:

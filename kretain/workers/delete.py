@@ -311,9 +311,16 @@ class _Stage:
             row, data.entries.get(row.id), self.ctx.policy, self.ctx.as_of, same_rule=True
         )
         if check.verdict == rules.Verdict.GONE:
-            if row.id in intents:  # our own call went through before a crash
-                line = _Line(row, "deleted", "deleted by kretain (the answer was lost)")
-                line.move_to = State.DELETED
+            calls = [call for call, _ in intents.get(row.id, [])]
+            if calls:  # our own call went through before a crash
+                fresh = data.entries.get(row.id)
+                if fresh is not None and rules.in_recycle_bin(fresh):
+                    line = _Line(row, "recycled", "recycled by kretain (the answer was lost)")
+                    line.move_to = State.RECYCLED
+                else:
+                    line = _Line(row, "deleted", "deleted by kretain (the answer was lost)")
+                    line.move_to = State.DELETED
+                line.updates["delete_mode"] = "recycle" if RECYCLE_CALL in calls else "delete"
                 return line
             line = _Line(row, "gone", check.reason, move_to=State.GONE)
             return line
@@ -426,10 +433,14 @@ class _Stage:
                     lease_owner=self.ctx.run_id,
                 )
                 r.back_up_again += 1
-            elif line.move_to == State.DELETED:
+            elif line.move_to in (State.DELETED, State.RECYCLED):
                 await self._begin(row)
-                await self._finish(row, State.DELETED, line.reason, int(row.bytes_saved or 0))
-                r.deleted += 1
+                await self._finish(row, line.move_to, line.reason, int(row.bytes_saved or 0),
+                                   mode=line.updates["delete_mode"])  # fmt: skip
+                if line.move_to == State.RECYCLED:
+                    r.recycled += 1
+                else:
+                    r.deleted += 1
             else:
                 await transitions.move(
                     self.ctx.store,
@@ -564,7 +575,9 @@ class _Stage:
             await self._fail(row, f"flavor {victim.id}: {outcome}")
             line.outcome = f"failed: flavor {victim.id}: {outcome}"
             return False
-        await self._finish(row, State.STRIPPED, f"{len(line.victims)} flavors deleted", freed)
+        # The row counts every flavor removed, earlier runs' too (a strip stopped part-way).
+        total = rules.bytes_stripped(await queries.assets_of(self.ctx.store, row.id))
+        await self._finish(row, State.STRIPPED, f"{len(line.victims)} flavors deleted", total)
         self.result.stripped += 1
         self.result.bytes_freed += freed
         line.outcome = "stripped"
@@ -665,10 +678,14 @@ class _Stage:
         )  # fmt: skip
         return "present" if present else "gone"
 
-    async def _finish(self, row: EntryRow, to: State, why: str, freed: int) -> None:
+    async def _finish(
+        self, row: EntryRow, to: State, why: str, freed: int, *, mode: str | None = None
+    ) -> None:
+        """``mode``: the call that was made, when it is not the one ``to`` implies (a recycle
+        whose entry was purged from the bin before its lost answer was resolved)."""
         updates: dict[str, Any] = {"bytes_freed": freed, "held_reason": None}
         if to in (State.DELETED, State.RECYCLED):
-            updates["delete_mode"] = "recycle" if to == State.RECYCLED else "delete"
+            updates["delete_mode"] = mode or ("recycle" if to == State.RECYCLED else "delete")
         if to == State.RECYCLED:
             updates["purge_at"] = wall_now() + self.opts.recycle_retention_days * 86_400
         await transitions.move(
@@ -945,7 +962,7 @@ async def _resolve_one(
             if a.kind == "flavor" and not a.is_source and a.removed_at is None and a.id in live
         ]
         if row.id in data.entries and not left:
-            freed = sum(a.size_bytes for a in assets if a.removed_at is not None)
+            freed = rules.bytes_stripped(assets)
             await move(State.STRIPPED, "stripped (resolved after a stop)", bytes_freed=freed)
         else:
             await move(back, "strip not finished: the next run goes on")

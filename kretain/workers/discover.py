@@ -480,11 +480,11 @@ async def _apply_refresh(
     """Re-evaluate known rows on their fresh data (rules.recheck) and record the verdicts."""
     admissions: list[transitions.Admission] = []
     bad: list[tuple[str, dict[str, Any], str]] = []
-    gone: list[EntryRow] = []
+    gone: list[tuple[EntryRow, str]] = []
     for row in batch:
         check = rules.recheck(row, found.get(row.id), run.policy, run.as_of)
         if check.verdict == rules.Verdict.GONE:
-            gone.append(row)
+            gone.append((row, check.reason))
         elif check.fields is None:  # the fresh object could not be read
             bad.append((row.id, _minimal_fields(found[row.id]), check.reason))
         elif not check.fields["parent_id"]:
@@ -494,15 +494,15 @@ async def _apply_refresh(
         if admissions:
             await transitions.admit(run.store, admissions, run_id=run.run_id, now=now)
         await _record_bad(run, bad, now)
-        for state in {r.state for r in gone}:
+        for state, why in {(r.state, why) for r, why in gone}:
             await transitions.move_many(
                 run.store,
-                [r.id for r in gone if r.state == state],
+                [r.id for r, reason in gone if r.state == state and reason == why],
                 state,
                 State.GONE,
                 run_id=run.run_id,
-                reason=rules.GONE_REASON,
-                updates={"last_seen_run": run.run_id, "refreshed_at": now},
+                reason=why,
+                updates={"last_seen_run": run.run_id, "refreshed_at": now, "reason": why},
                 now=now,
             )
     run.result.refreshed += len(batch)

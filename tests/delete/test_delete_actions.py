@@ -8,7 +8,7 @@ import io
 import time
 from pathlib import Path
 
-from conftest import SPEC, Setup, audited
+from delete_support import SPEC, Setup, audited
 
 from kretain.simulator.partner import PartnerSpec
 from kretain.simulator.testing import run_simulator

@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from conftest import SPEC, Setup, audited
+from delete_support import SPEC, Setup, audited
 
 from kretain.kaltura.client import ClientConfig, KalturaClient
 from kretain.simulator.testing import admitted_times, max_in_window, run_simulator
@@ -107,14 +107,16 @@ def test_sigkill_at_random_moments_then_runs_until_done(tmp_path: Path) -> None:
 
 def test_a_stop_between_an_answer_and_its_move(setup: Setup) -> None:
     """Kaltura said ok and the answer is on record, but the run stopped before the row
-    moved: the next run must call it deleted (not gone) and mark the stripped flavor."""
+    moved: the next run must call it deleted (not gone), mark the stripped flavor, and
+    finish the strip."""
     whole = setup.sql(
         "SELECT id FROM entries WHERE state = 'archived' AND action = 'delete_entry' LIMIT 1"
     )[0][0]
+    # A strip of several flavors: the stopped run removed the first, the next run the rest.
     strip, victim = setup.sql(
-        "SELECT e.id, a.id FROM entries e JOIN assets a ON a.entry_id = e.id "
+        "SELECT e.id, min(a.id) FROM entries e JOIN assets a ON a.entry_id = e.id "
         "WHERE e.state = 'sized' AND e.action = 'delete_flavors' AND a.kind = 'flavor' "
-        "AND NOT a.is_source LIMIT 1"
+        "AND NOT a.is_source GROUP BY e.id HAVING count(*) >= 2 LIMIT 1"
     )[0]
 
     async def stop_after_the_answers() -> None:
@@ -151,4 +153,10 @@ def test_a_stop_between_an_answer_and_its_move(setup: Setup) -> None:
     assert setup.states()[whole] == "deleted"
     assert setup.sql("SELECT removed_at IS NOT NULL FROM assets WHERE id = ?", (victim,)) == [(1,)]
     assert setup.states()[strip] == "stripped"
+    # What the row says it freed counts both runs' flavors.
+    assert setup.sql("SELECT bytes_freed FROM entries WHERE id = ?", (strip,)) == setup.sql(
+        "SELECT sum(size_bytes) FROM assets WHERE entry_id = ? AND kind = 'flavor' "
+        "AND NOT is_source AND removed_at IS NOT NULL",
+        (strip,),
+    )
     _assert_recorded_exactly_once(setup)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import Setup
+from delete_support import Setup
 
 
 def test_a_dry_run_changes_nothing_in_kaltura(setup: Setup) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from conftest import SPEC, Setup, audited
+from delete_support import SPEC, Setup, audited
 
 from kretain import archive
 from kretain.simulator.testing import run_simulator
@@ -85,3 +85,26 @@ def test_a_damaged_archive_blocks_the_delete_until_backed_up_again(setup: Setup)
         )
         order = [e[0] for e in events]
         assert order.index("deleted") > len(order) - 1 - order[::-1].index("archived")
+
+
+def test_an_entry_someone_put_in_the_recycle_bin_is_left_to_the_bin(tmp_path: Path) -> None:
+    with run_simulator(SPEC) as sim:
+        setup = audited(sim, tmp_path)
+        binned, stripped = (
+            setup.sql(
+                "SELECT id FROM entries WHERE state = ? AND action = ? ORDER BY id LIMIT 1",
+                (state, action),
+            )[0][0]
+            for state, action in (("archived", "delete_entry"), ("sized", "delete_flavors"))
+        )
+        for entry_id in (binned, stripped):
+            sim.partner.recycle_entry(entry_id, now=int(time.time()))
+        for mode in ("recycle", "delete"):
+            result = setup.run("--delete", "--yes", "--mode", mode)
+            assert result.exit_code == 0, result.output
+        calls = [m for m in sim.mutations if m["outcome"] == "ok"]
+        assert calls and not [m for m in calls if m["id"] in (binned, stripped)]
+        assert not [m for m in sim.mutations if m["outcome"] not in ("ok", None)]
+        states, reasons = setup.states(), dict(setup.sql("SELECT id, reason FROM entries"))
+        for entry_id in (binned, stripped):
+            assert states[entry_id] == "gone" and "recycle bin" in reasons[entry_id]
