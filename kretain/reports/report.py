@@ -143,8 +143,8 @@ NOT_COUNTED = (
     (S.EXEMPT, "exempt: a rule matched, but an exemption applies"),
     (S.ERROR, "error: its data could not be read or was incomplete; it is retried next run"),
     (S.GONE, "gone: it no longer exists in Kaltura"),
-    (S.RESTORING, "being restored from the archive"),
-    (S.RESTORED, "restored from the archive"),
+    (S.RESTORING, "being restored"),
+    (S.RESTORED, "re-created from the archive"),
 )
 BACKED_UP_STATES = (S.ARCHIVED, S.DELETING, S.DELETE_FAILED, S.DELETED, S.RECYCLED)
 DELETE_STAGE_STATES = (S.DELETING, S.DELETE_FAILED, *REMOVED_STATES)
