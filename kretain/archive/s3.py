@@ -511,6 +511,19 @@ class S3Target:
         except _NotFound:
             raise ArchiveUnavailable(self._where(), "test write failed (not found)") from None
 
+    async def check_readable(self) -> None:
+        try:
+            # A GET with an error body (a HEAD has none): names a missing bucket or refused
+            # credentials, and needs only the permission to list, as a read-only role has.
+            await self._call("list_objects_v2", self.uri, MaxKeys=1, Prefix=self.prefix)
+        except ArchiveRequestFailed as exc:
+            raise ArchiveUnavailable(self._where(), f"cannot list it ({exc.code})") from None
+        except _NotFound:
+            raise ArchiveUnavailable(
+                self._where(), f"bucket {self.bucket!r} does not exist"
+            ) from None
+        self._bucket_seen = True
+
     def entry_prefix(self, partner_id: int, entry_id: str) -> str:
         return layout.entry_rel(partner_id, entry_id)
 

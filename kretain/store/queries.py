@@ -22,8 +22,8 @@ Functions (async; ``store`` is a :class:`kretain.store.db.Store`):
     mark_removed(store, entry_id, asset_ids, when) -> None     assets kretain deleted
     set_held(store, {entry_id: reason | None}, when) -> None   the delete plan's hold reasons
     update_asset_backup(store, asset, *, archive_path=..., bytes_done=..., sha256=...,
-                        verified_at=..., backup_state=...) -> None   (only the given columns;
-        ``asset`` is an AssetRow or its key, (entry_id, asset_id))
+                        verified_at=..., backup_state=..., store_checksum=...) -> None
+        (only the given columns; ``asset`` is an AssetRow or its key, (entry_id, asset_id))
   reports
     counts_by_state(store) -> dict[str, int]
     count_exhausted(store, state, max_attempts, *, action=None) -> int
@@ -243,6 +243,8 @@ _BACKUP_RESET = (
     "sha256 = CASE WHEN assets.size_bytes = excluded.size_bytes THEN assets.sha256 ELSE NULL END, "
     "verified_at = CASE WHEN assets.size_bytes = excluded.size_bytes THEN assets.verified_at "
     "ELSE NULL END, "
+    "store_checksum = CASE WHEN assets.size_bytes = excluded.size_bytes "
+    "THEN assets.store_checksum ELSE NULL END, "
     "backup_state = CASE WHEN assets.size_bytes = excluded.size_bytes THEN assets.backup_state "
     "ELSE 'pending' END"
 )
@@ -377,6 +379,7 @@ async def update_asset_backup(
     sha256: str | None = _UNSET,
     verified_at: int | None = _UNSET,
     backup_state: AssetBackupState | str = _UNSET,
+    store_checksum: str | None = _UNSET,
 ) -> None:
     values = {
         "archive_path": archive_path,
@@ -384,6 +387,7 @@ async def update_asset_backup(
         "sha256": sha256,
         "verified_at": verified_at,
         "backup_state": backup_state,
+        "store_checksum": store_checksum,
     }
     given = {k: v for k, v in values.items() if v is not _UNSET}
     if "backup_state" in given:
