@@ -41,7 +41,6 @@ from kretain.archive.layout import (
     safe_component,
     safe_join,
     sanitize_extension,
-    write_entry_json,
     write_json_atomic,
 )
 from kretain.archive.local import LocalFS, LocalSink, LocalTarget
@@ -83,7 +82,6 @@ __all__ = [
     "safe_component",
     "safe_join",
     "sanitize_extension",
-    "write_entry_json",
     "write_json_atomic",
 ]
 

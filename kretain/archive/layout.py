@@ -160,13 +160,9 @@ def write_json_atomic(path: Path, doc: dict[str, Any]) -> Path:
     return path
 
 
-def write_entry_json(directory: Path, metadata: dict[str, Any]) -> Path:
-    """Write ``<directory>/entry.json`` atomically (see :func:`write_json_atomic`)."""
-    return write_json_atomic(directory / ENTRY_JSON, metadata)
-
-
 def read_entry_json(directory: Path) -> dict[str, Any]:
-    """The metadata written by :func:`write_entry_json`."""
+    """The entry.json a local archive holds in ``directory`` (for looking at one by hand;
+    the workers read it through their ArchiveTarget's ``get_json``)."""
     path = directory / ENTRY_JSON
     return load_json(path.read_bytes(), str(path))
 
