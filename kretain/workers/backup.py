@@ -11,9 +11,11 @@ only when every file is verified and ``entry.json`` is written; otherwise ``back
 
 Right before copying, the entry is looked up again (kretain.workers.lookup, the same batched
 lookup sizing uses) and re-evaluated (rules.recheck): an entry played since, exempt now or
-gone is not backed up but moved to kept / exempt / gone (and what it left half-written in
-the archive is dropped); one whose action or assets changed since sizing goes back to
-candidate to be sized again.
+gone is not backed up but moved to kept / exempt / gone; one whose action or assets changed
+since sizing goes back to candidate to be sized again. At the end of the stage the files
+half-written for rows no longer on their way to the archive (kept, exempt, gone, deleted
+...) are removed (``abort_abandoned``: S3 multipart uploads and their part lists, local
+``.part`` files), and so are leftovers beside an entry just archived.
 
 What is archived is kretain.rules.archive_plan's decision: per owner (the entry and each
 multi-stream child) the source flavor as sizing marked it, every caption, attachment and
@@ -101,6 +103,14 @@ ENTRY_JSON_FORMAT = "kretain-entry/1"
 # Failures of the archive itself, not of one entry: they stop the stage.
 ARCHIVE_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT})
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+# States from which a row may still be backed up: its half-written files are kept for it.
+HEADING_FOR_ARCHIVE = (
+    State.CANDIDATE,
+    State.SIZED,
+    State.DOWNLOADING,
+    State.BACKUP_FAILED,
+    State.ERROR,
+)
 
 
 @dataclass(frozen=True)
@@ -333,6 +343,26 @@ class _Archiver:
         """``<partnerId>/<entryId>``: where the entry's files go in the target."""
         return self.target.entry_prefix(self.partner_of(row), row.id)
 
+    async def drop_abandoned(self) -> None:
+        """Remove the half-written files of rows that are no longer on their way to the
+        archive (played since, exempt, gone, deleted ...): a killed run's multipart upload or
+        .part is needed only while its row may still be backed up."""
+        while True:
+            assets = await queries.unfinished_backups(self.ctx.store, HEADING_FOR_ARCHIVE)
+            if not assets:
+                return
+            for prefix in sorted({(a.archive_path or "").rpartition("/")[0] for a in assets}):
+                if prefix:
+                    await self._drop_unfinished(prefix)
+            for a in assets:
+                await queries.update_asset_backup(
+                    self.ctx.store,
+                    a,
+                    archive_path=None,
+                    bytes_done=0,
+                    backup_state=AssetBackupState.PENDING,
+                )
+
     async def _drop_unfinished(self, prefix: str) -> None:
         """Remove what is half-written under ``prefix`` (local .part files, S3 multipart
         uploads and their part lists): called when nothing there will be resumed. Never
@@ -375,8 +405,6 @@ class _Archiver:
             kids = data.children.get(row.id, [])
             return [{"id": c, "entry": data.child_entries.get(c)} for c in kids]
         why = check.reason if to != State.CANDIDATE else f"changed since sizing: {check.reason}"
-        if to != State.CANDIDATE:  # not to be backed up: what an earlier try began is not needed
-            await self._drop_unfinished(self.prefix_of(row))
         await transitions.move(
             self.ctx.store, row.id, State.DOWNLOADING, to, run_id=self.ctx.run_id,
             reason=why, updates={"reason": why, **updates}, lease_owner=self.ctx.run_id,
@@ -743,6 +771,7 @@ async def _backup(ctx: RunContext, target: ArchiveTarget, opts: BackupOptions) -
         result.problems.append(result.stopped)
         log.error("backup.stopped", reason=result.stopped)
         raise ArchiveUnavailable(result.stopped)
+    await run.drop_abandoned()
     run.emit("backup.done")
     ctx.outcome("backup", **result.as_counts())
     return result

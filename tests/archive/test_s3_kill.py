@@ -22,11 +22,14 @@ from s3_cli import KRETAIN, S3Run, write_only_these
 from s3_support import CountingProxy
 
 from kretain.archive import asset_filename
-from kretain.archive.s3 import MANIFEST_SUFFIX
+from kretain.archive.s3 import MANIFEST_SUFFIX, S3Target
 from kretain.archive.testing import SeaweedFS
 from kretain.simulator.content import content_sha256
 from kretain.simulator.partner import PartnerSpec
 from kretain.simulator.testing import run_simulator
+from kretain.store import queries
+from kretain.store.db import open_store
+from kretain.store.states import AssetBackupState
 
 MiB = 1 << 20
 PART = 8 * MiB  # the default part size for files under ~70 GB
@@ -123,3 +126,49 @@ async def test_sigkill_mid_upload_then_the_next_run_sends_only_the_rest(
         )  # fmt: skip
         report, _ = await asyncio.wait_for(verify.communicate(), timeout=300)
         assert verify.returncode == 0, report.decode()[-2000:]
+
+
+def test_an_upload_a_killed_run_left_is_aborted_once_its_entry_needs_no_backup(
+    aws_env: SeaweedFS, tmp_path: Path
+) -> None:
+    """What a killed run leaves (an unfinished multipart upload with its part list, and the
+    asset recorded as partial) is dropped by the next backup stage once the entry is no longer
+    to be backed up (here: exempted since)."""
+    entry_id = "0_5gxog9td"
+    with run_simulator(SPEC) as sim:
+        s3run = S3Run(sim, aws_env, tmp_path, f"orphan-{secrets.token_hex(4)}")
+        write_only_these(tmp_path, sim, [entry_id])
+        assert s3run.kretain("run", "--no-progress", "--stage", "audit").exit_code == 0
+        source = next(
+            a for a in sim.partner.assets_of(entry_id) if a["kind"] == "flavor" and a["isOriginal"]
+        )
+        name = asset_filename(source["id"], source["fileExt"], "flavor")
+        rel = f"{SPEC.partner_id}/{entry_id}/{name}"
+        size = sim.partner.asset_content(source["id"])[0]
+        begun = sim.partner.read_content(source["id"], 0, 6 * MiB)
+
+        async def killed_run_leftovers() -> None:
+            async with S3Target(aws_env.bucket, s3run.prefix, endpoint_url=aws_env.endpoint) as t:
+                sink = await t.open_sink(rel, expected_size=size)
+                await sink.write(begun)
+                await sink.suspend()  # as a run killed mid-file leaves it
+            async with await open_store(s3run.db) as store:
+                await queries.update_asset_backup(
+                    store, (entry_id, source["id"]), archive_path=rel, bytes_done=len(begun),
+                    backup_state=AssetBackupState.PARTIAL,
+                )  # fmt: skip
+
+        asyncio.run(killed_run_leftovers())
+        assert [u["Key"] for u in s3run.uploads()] == [s3run.key(rel)]
+        assert s3run.key(rel + MANIFEST_SUFFIX) in s3run.objects()
+
+        write_only_these(tmp_path, sim, [])  # the entry is exempt now
+        result = s3run.kretain("run", "--no-progress")
+        assert result.exit_code == 0, result.output
+        assert s3run.states()[entry_id] == "exempt"
+        assert "uploads_dropped 1" in result.stdout
+        assert not s3run.uploads() and not s3run.objects()
+        assert s3run.sql(
+            "SELECT archive_path, bytes_done, backup_state FROM assets WHERE id = ?",
+            (source["id"],),
+        ) == [(None, 0, "pending")]
