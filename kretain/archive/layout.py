@@ -101,6 +101,12 @@ def check_rel(rel_path: str) -> str:
     return rel_path
 
 
+def rel_dir(rel_path: str) -> str:
+    """The entry prefix a file's relative name is under (``1234/0_abc/flavor-0_x.mp4`` ->
+    ``1234/0_abc``); "" for a name at the top."""
+    return check_rel(rel_path).rpartition("/")[0]
+
+
 def asset_filename(asset_id: str, file_ext: str | None, kind: AssetKind | str) -> str:
     """``<kind>-<assetId>.<ext>``, e.g. ``flavor-0_ab12cd34.mp4``.
 

@@ -351,9 +351,12 @@ class _Archiver:
             assets = await queries.unfinished_backups(self.ctx.store, HEADING_FOR_ARCHIVE)
             if not assets:
                 return
-            for prefix in sorted({(a.archive_path or "").rpartition("/")[0] for a in assets}):
-                if prefix:
-                    await self._drop_unfinished(prefix)
+            prefixes: set[str] = set()
+            for a in assets:
+                with contextlib.suppress(archive.ArchivePathError):
+                    prefixes.add(archive.rel_dir(a.archive_path or ""))
+            for prefix in sorted(p for p in prefixes if p):
+                await self._drop_unfinished(prefix)
             for a in assets:
                 await queries.update_asset_backup(
                     self.ctx.store,

@@ -91,7 +91,10 @@ def _entry_prefix(
     if pid is not None:
         return target.entry_prefix(pid, row.id)
     recorded = [a.archive_path for a in assets if a.archive_path]
-    return recorded[0].rsplit("/", 1)[0] if recorded and "/" in recorded[0] else None
+    try:
+        return (archive.rel_dir(recorded[0]) or None) if recorded else None
+    except archive.ArchivePathError:
+        return None
 
 
 async def check_archive(
