@@ -1,6 +1,7 @@
 """Benchmark the backup stage: throughput against a bandwidth-capped simulator, peak memory.
 
     .venv/bin/python bench/backup.py [--cap-mb 200] [--total-gib 4] [--dir DIR] [--keep]
+    .venv/bin/python bench/backup.py --archive s3://kretain-bench/archive [--cap-mb 80]
 
 The simulator runs in a child process (``python -m kretain.simulator``) with
 ``--total-bandwidth`` = the cap, so this process holds only kretain: its peak RSS
@@ -9,6 +10,13 @@ simulator entries (partner seed 1, 3,000 entries): the one whose source flavor i
 plus entries picked until the bytes to archive reach ``--total-gib``. Rows reach ``sized``
 through the real API (baseEntry.get + the size worker), then ``backup()`` runs and is timed.
 Targets: >= 90% of the cap, < 150 MB peak RSS.
+
+``--archive`` names the archive (default: a directory in the work dir). An ``s3://bucket/
+prefix`` archive without ``--s3-endpoint-url`` runs against a SeaweedFS (``weed mini``)
+started here on loopback, as bench/archive_s3.py does: its own process, so this process's
+RSS is still kretain's alone; the files stream from the simulator straight into multipart
+uploads. The default cap is then 80 MB/s: on 2 cores SeaweedFS itself needs ~14 CPU-seconds
+per GB it takes in, and caps above what the store can ingest measure the store, not kretain.
 
 ``--limit server`` (default) caps the simulator (``--total-bandwidth``); ``--limit client``
 leaves the simulator uncapped and uses backup()'s own ``bandwidth`` setting; ``--limit none``
@@ -21,15 +29,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from kretain.archive import ArchiveTarget, open_target
+from kretain.archive.target import parse_s3_uri
 from kretain.kaltura.client import ClientConfig, KalturaClient
 from kretain.policy import Policy, Rule
 from kretain.rules import NON_READY_STATUSES
@@ -107,7 +120,30 @@ def start_simulator(db: Path, cap: float | None) -> tuple[subprocess.Popen[str],
     return proc, url
 
 
+@contextlib.contextmanager
+def archive_store(args: argparse.Namespace, work: Path) -> Iterator[tuple[str, str | None]]:
+    """(archive, S3 endpoint): a directory in ``work``, the S3 archive named, or that archive
+    on a SeaweedFS started here (its AWS credentials put in this process's environment)."""
+    where = args.archive or str(work / "archive")
+    if not where.startswith("s3://") or args.s3_endpoint_url:
+        yield where, args.s3_endpoint_url
+        return
+    from kretain.archive.testing import run_seaweedfs
+
+    bucket, _prefix = parse_s3_uri(where)
+    with run_seaweedfs(work / "seaweedfs", bucket=bucket) as server:
+        os.environ.update(server.env())
+        print(f"archive: {where} on SeaweedFS at {server.endpoint} (pid {server.pid})")
+        yield where, server.endpoint
+
+
 async def run(args: argparse.Namespace, work: Path) -> None:
+    with archive_store(args, work) as (where, endpoint):
+        async with open_target(where, endpoint_url=endpoint) as target:
+            await _run(args, work, target)
+
+
+async def _run(args: argparse.Namespace, work: Path, target: ArchiveTarget) -> None:
     cap = args.cap_mb * 1e6
     partner_db = work / "partner.sqlite"
     partner = Partner.create(SPEC, str(partner_db))
@@ -148,7 +184,7 @@ async def run(args: argparse.Namespace, work: Path) -> None:
             started = time.monotonic()
             result = await backup(
                 ctx,
-                archive_root=work / "archive",
+                archive=target,
                 options=BackupOptions(
                     concurrency=args.concurrency,
                     bandwidth=cap if args.limit == "client" else None,
@@ -158,15 +194,16 @@ async def run(args: argparse.Namespace, work: Path) -> None:
             elapsed = time.monotonic() - started
             rss_after = rss_mb()
             rate = result.bytes_downloaded / elapsed
-            print(f"backup: {result.archived}/{len(ids)} archived, {result.files} files, "
-                  f"{result.bytes_downloaded / GiB:.2f} GiB in {elapsed:.1f} s")  # fmt: skip
+            print(f"backup into {target.uri}: {result.archived}/{len(ids)} archived, "
+                  f"{result.files} files, {result.bytes_downloaded / GiB:.2f} GiB in "
+                  f"{elapsed:.1f} s")  # fmt: skip
             print(f"throughput: {rate / 1e6:.1f} MB/s = {100 * rate / cap:.1f}% of the "
                   f"{cap / 1e6:.0f} MB/s cap (target >= 90%)")  # fmt: skip
             print(f"peak RSS: {rss_after:.1f} MB (before backup {rss_before:.1f} MB; "
                   f"target < 150 MB)")  # fmt: skip
             if args.verify:
                 started = time.monotonic()
-                checked = await verify(store, archive_root=work / "archive", checksums=True)
+                checked = await verify(store, archive=target, checksums=True)
                 took = time.monotonic() - started
                 print(f"verify --checksums: {checked.ok}/{checked.checked} ok, "
                       f"{checked.bytes_hashed / GiB:.2f} GiB in {took:.1f} s")  # fmt: skip
@@ -192,7 +229,9 @@ async def probe(client: KalturaClient, limit: int = 512 * MiB) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cap-mb", type=float, default=200.0, help="simulator cap, MB/s")
+    parser.add_argument(
+        "--cap-mb", type=float, default=None, help="the cap, MB/s (default 200; 80 for S3)"
+    )
     parser.add_argument("--total-gib", type=float, default=4.0)
     parser.add_argument("--concurrency", type=int, default=4, help="entries in parallel")
     parser.add_argument("--dir", type=Path, default=None, help="work dir (default: a temp dir)")
@@ -200,7 +239,11 @@ def main() -> None:
     parser.add_argument("--limit", choices=("server", "client", "none"), default="server")
     parser.add_argument("--probe", action="store_true", help="bare single-stream read first")
     parser.add_argument("--verify", action="store_true", help="also time verify --checksums")
+    parser.add_argument("--archive", help="a directory or s3://bucket/prefix (default: a dir)")
+    parser.add_argument("--s3-endpoint-url", help="an S3 store to use instead of a SeaweedFS")
     args = parser.parse_args()
+    if args.cap_mb is None:
+        args.cap_mb = 80.0 if (args.archive or "").startswith("s3://") else 200.0
     work = Path(tempfile.mkdtemp(prefix="kretain-bench-", dir=args.dir))
     try:
         asyncio.run(run(args, work))

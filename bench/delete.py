@@ -38,7 +38,7 @@ from kretain.store import queries
 from kretain.store.db import open_store
 from kretain.workers.context import RunContext
 from kretain.workers.delete import DeleteOptions, delete, plan_path_for
-from kretain.workers.runner import client_config
+from kretain.workers.runner import archive_target, client_config
 
 
 def free_port() -> int:
@@ -156,7 +156,7 @@ def set_up(spec: PartnerSpec, run_dir: Path, as_of: str) -> None:
 async def _deletes(settings, args):  # type: ignore[no-untyped-def]
     async with KalturaClient(client_config(settings)) as client:
         await client.ks()
-        async with await open_store(settings.db) as store:
+        async with await open_store(settings.db) as store, archive_target(settings) as target:
             run_id = await queries.start_run(store, "bench-delete", {})
             ctx = RunContext(store, client, run_id=run_id, policy=settings.policy,
                              as_of=settings.as_of)  # fmt: skip
@@ -164,7 +164,7 @@ async def _deletes(settings, args):  # type: ignore[no-untyped-def]
                 act=True,
                 rate=args.rate,
                 window=args.window,
-                archive_root=Path(settings.archive),
+                archive=target,
                 plan_path=plan_path_for(store.path, run_id),
             )
             started = time.monotonic()

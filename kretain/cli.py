@@ -141,6 +141,42 @@ def _connection_flags(**kw: Any) -> dict[str, Any]:
     return kw
 
 
+def s3_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The S3 store's endpoint and region, for an archive on S3. AWS credentials are never
+    flags: they come from the standard AWS chain (environment, profile, instance role)."""
+    for option in reversed(
+        [
+            click.option(
+                "--s3-endpoint-url",
+                metavar="URL",
+                help="An S3-compatible store's endpoint (env KRETAIN_S3_ENDPOINT_URL; "
+                "default: AWS).",
+            ),
+            click.option(
+                "--s3-region",
+                metavar="REGION",
+                help="The bucket's region (env KRETAIN_S3_REGION; default: from the AWS "
+                "configuration).",
+            ),
+        ]
+    ):
+        func = option(func)
+    return func
+
+
+def archive_options(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--archive`` (a directory or s3://bucket/prefix, env KRETAIN_ARCHIVE), then
+    :func:`s3_options`."""
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        option = click.option(
+            "--archive", metavar="DIR|s3://BUCKET/PREFIX", help=f"{what} (env KRETAIN_ARCHIVE)."
+        )
+        return option(s3_options(func))
+
+    return decorate
+
+
 @cli.command()
 @connection_options
 @click.option(
@@ -148,11 +184,7 @@ def _connection_flags(**kw: Any) -> dict[str, Any]:
     type=click.Choice(["audit", "backup"]),
     help="Stop after this stage. Default: audit, then backup when an archive is configured.",
 )
-@click.option(
-    "--archive",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Archive directory for backups (env KRETAIN_ARCHIVE).",
-)
+@archive_options("Where backups go: a directory or s3://bucket/prefix")
 @click.option(
     "--progress/--no-progress", default=None, help="Live progress line (default: on a terminal)."
 )
@@ -189,7 +221,9 @@ def _connection_flags(**kw: Any) -> dict[str, Any]:
 def run(
     obj: Context,
     stage: str | None,
-    archive: Path | None,
+    archive: str | None,
+    s3_endpoint_url: str | None,
+    s3_region: str | None,
     progress: bool | None,
     delete_stage: bool,
     yes: bool,
@@ -213,7 +247,9 @@ def run(
     if yes and not delete_stage:
         raise _fail("--yes only applies with --delete", 2)
     settings = obj.settings(
-        archive=str(archive) if archive else None,
+        archive=archive,
+        s3_endpoint_url=s3_endpoint_url,
+        s3_region=s3_region,
         delete_mode=mode,
         max_deletes=max_deletes,
         max_delete_bytes=max_delete_bytes,
@@ -574,38 +610,53 @@ def report(obj: Context, out: Path | None, fmt: str, hide_owners: bool) -> None:
 
 
 @cli.command()
-@click.option("--checksums", is_flag=True, help="Also re-hash every file (slow, thorough).")
 @click.option(
-    "--archive",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Archive directory (env KRETAIN_ARCHIVE).",
+    "--checksums", is_flag=True, help="Also read back and re-hash every file (slow, thorough)."
 )
+@archive_options("The archive to check: a directory or s3://bucket/prefix")
 @pass_ctx
-def verify(obj: Context, checksums: bool, archive: Path | None) -> None:
+def verify(
+    obj: Context,
+    checksums: bool,
+    archive: str | None,
+    s3_endpoint_url: str | None,
+    s3_region: str | None,
+) -> None:
     """Re-check the archive against the database; damaged copies leave `archived`.
 
-    Without --archive (or KRETAIN_ARCHIVE / kretain.toml), the archive the backups
-    recorded is used. A root that does not exist, or is not the one the backups were
+    Every archived file must be there with its recorded size (and, on S3, the store's
+    checksum the backup recorded); --checksums also reads each one back and compares its
+    sha256. Without --archive (or KRETAIN_ARCHIVE / kretain.toml), the archive the backups
+    recorded is used. An archive that does not exist, or is not the one the backups were
     written to, is refused and nothing changes.
     """
     from kretain.store.db import open_store
     from kretain.workers.runner import archive_configured
     from kretain.workers.verify import verify as verify_archive
 
-    settings = obj.settings(archive=str(archive) if archive else None)
-    root = settings.archive if archive_configured(settings) else None
+    settings = obj.settings(archive=archive, s3_endpoint_url=s3_endpoint_url, s3_region=s3_region)
+    where = settings.archive if archive_configured(settings) else None
 
     async def go() -> Any:
         async with await open_store(settings.db) as store:
             return await verify_archive(
-                store, archive_root=root, checksums=checksums, progress=None
+                store,
+                archive=where,
+                checksums=checksums,
+                progress=None,
+                endpoint_url=settings.s3_endpoint_url,
+                region=settings.s3_region,
             )
 
     result = _run_async(go())
-    counts = result.as_counts() if hasattr(result, "as_counts") else vars(result)
+    counts = result.as_counts()
     render(Table(["check", "count"], sorted(counts.items())), "table", sys.stdout)
-    if counts.get("damaged") or counts.get("missing"):
+    for problem in result.problems[:20]:
+        click.echo(f"problem: {problem}", err=True)
+    if counts.get("damaged"):
         raise _fail("some archived copies are missing or damaged; see above", 9)
+    if counts.get("unchecked"):
+        raise _fail("the archive did not answer for some copies; run verify again", 9)
 
 
 @cli.command()
@@ -748,9 +799,10 @@ _OUTCOME_WORDS = {
 )
 @click.option(
     "--archive",
-    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR|s3://BUCKET/PREFIX",
     help="Read the archive here instead of where the backup wrote it (a moved archive).",
 )
+@s3_options
 @click.option(
     "--rate",
     type=click.IntRange(min=1),
@@ -773,7 +825,9 @@ def restore_command(
     owners: tuple[str, ...],
     policies: tuple[str, ...],
     states: tuple[str, ...],
-    archive: Path | None,
+    archive: str | None,
+    s3_endpoint_url: str | None,
+    s3_region: str | None,
     rate: int,
     bandwidth: float | None,
     yes: bool,
@@ -811,9 +865,13 @@ def restore_command(
     if selection.empty:
         raise _fail("name the entries to restore (ENTRY_ID..., --file) or pick them with "
                     "--owner, --policy or --state", 2)  # fmt: skip
-    settings = obj.settings(**conn)
+    settings = obj.settings(s3_endpoint_url=s3_endpoint_url, s3_region=s3_region, **conn)
     options = RestoreOptions(
-        rate=rate, bandwidth=bandwidth * 1_000_000 if bandwidth else None, archive=archive
+        rate=rate,
+        bandwidth=bandwidth * 1_000_000 if bandwidth else None,
+        archive=archive,
+        s3_endpoint_url=settings.s3_endpoint_url,
+        s3_region=settings.s3_region,
     )
     report = _run_async(_restore_with_logging(obj, settings, selection, options, yes, run_restore))
     rows = [

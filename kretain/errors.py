@@ -55,9 +55,21 @@ class InvalidEntryData(KretainError):
 
 class ArchiveUnavailable(KretainError):
     """The archive as a whole cannot be used: the stage stops and no entry is charged for it
-    (the environment is not the entry's fault)."""
+    (the environment is not the entry's fault).
+
+    ``ArchiveUnavailable(message)``, or ``ArchiveUnavailable(uri, problem)`` as the archive
+    targets raise it: "archive <uri> is unavailable: <problem>" (``uri`` and ``problem`` kept).
+    """
 
     exit_code = 7
+
+    def __init__(self, uri_or_message: str, problem: str | None = None) -> None:
+        self.uri = uri_or_message if problem is not None else None
+        self.problem = problem
+        if problem is not None:
+            super().__init__(f"archive {uri_or_message} is unavailable: {problem}")
+        else:
+            super().__init__(uri_or_message)
 
 
 class StoreError(KretainError):

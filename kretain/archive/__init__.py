@@ -2,7 +2,7 @@
 
     layout.py   names: ``<partnerId>/<entryId>/<kind>-<assetId>.<ext>`` and ``entry.json``,
                 safe paths, atomic JSON files, free space
-    target.py   the ArchiveTarget / FileSink interface, StoredFile, open_target()
+    target.py   the ArchiveTarget / FileSink interface, StoredFile, open_target(), opened()
     local.py    LocalTarget: a directory (.part files, flock, fsync, rename)
     s3.py       S3Target: a bucket prefix on S3 or an S3-compatible store (aiobotocore)
     errors.py   ArchiveUnavailable (exit 7) and the per-file errors sinks raise
@@ -38,14 +38,14 @@ from kretain.archive.layout import (
     fsync_dir,
     load_json,
     read_entry_json,
+    rel_dir,
     safe_component,
     safe_join,
     sanitize_extension,
-    write_entry_json,
     write_json_atomic,
 )
 from kretain.archive.local import LocalFS, LocalSink, LocalTarget
-from kretain.archive.target import ArchiveTarget, FileSink, StoredFile, open_target
+from kretain.archive.target import ArchiveTarget, FileSink, StoredFile, open_target, opened
 
 if TYPE_CHECKING:
     from kretain.archive.s3 import S3Sink, S3Target
@@ -78,11 +78,12 @@ __all__ = [
     "fsync_dir",
     "load_json",
     "open_target",
+    "opened",
     "read_entry_json",
+    "rel_dir",
     "safe_component",
     "safe_join",
     "sanitize_extension",
-    "write_entry_json",
     "write_json_atomic",
 ]
 

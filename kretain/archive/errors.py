@@ -15,6 +15,8 @@ the other is about one file, and the caller may retry that file::
      +-- ArchiveRequestFailed     the store failed one request after its retries: 5xx,
                                   throttling, a dropped connection, a refused checksum
 
+``ArchiveUnavailable`` is the one class of :mod:`kretain.errors` (re-exported here), so the
+CLI and the workers see the same error whichever part of kretain raised it.
 ``DownloadError`` and the file-level classes live here because sinks raise them;
 ``kretain.workers.download`` re-exports them with the rest of its error tree, so both
 ``except DownloadError`` and ``is_retryable`` see them. ``ArchiveUnavailable`` is deliberately
@@ -30,7 +32,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from kretain.errors import KretainError
+from kretain.errors import ArchiveUnavailable
 
 __all__ = [
     "ArchiveRequestFailed",
@@ -41,17 +43,6 @@ __all__ = [
     "PartFileBusy",
     "redact_url",
 ]
-
-
-class ArchiveUnavailable(KretainError):
-    """The archive cannot be used at all; the message is one line naming its URI."""
-
-    exit_code = 7  # the same as a full disk (BackupDiskFull): nothing can be archived now
-
-    def __init__(self, uri: str, problem: str) -> None:
-        self.uri = uri
-        self.problem = problem
-        super().__init__(f"archive {uri} is unavailable: {problem}")
 
 
 def redact_url(url: str) -> str:

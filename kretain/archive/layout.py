@@ -101,6 +101,12 @@ def check_rel(rel_path: str) -> str:
     return rel_path
 
 
+def rel_dir(rel_path: str) -> str:
+    """The entry prefix a file's relative name is under (``1234/0_abc/flavor-0_x.mp4`` ->
+    ``1234/0_abc``); "" for a name at the top."""
+    return check_rel(rel_path).rpartition("/")[0]
+
+
 def asset_filename(asset_id: str, file_ext: str | None, kind: AssetKind | str) -> str:
     """``<kind>-<assetId>.<ext>``, e.g. ``flavor-0_ab12cd34.mp4``.
 
@@ -160,13 +166,9 @@ def write_json_atomic(path: Path, doc: dict[str, Any]) -> Path:
     return path
 
 
-def write_entry_json(directory: Path, metadata: dict[str, Any]) -> Path:
-    """Write ``<directory>/entry.json`` atomically (see :func:`write_json_atomic`)."""
-    return write_json_atomic(directory / ENTRY_JSON, metadata)
-
-
 def read_entry_json(directory: Path) -> dict[str, Any]:
-    """The metadata written by :func:`write_entry_json`."""
+    """The entry.json a local archive holds in ``directory`` (for looking at one by hand;
+    the workers read it through their ArchiveTarget's ``get_json``)."""
     path = directory / ENTRY_JSON
     return load_json(path.read_bytes(), str(path))
 

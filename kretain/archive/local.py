@@ -194,7 +194,8 @@ class LocalTarget:
         min_free_bytes: int = DEFAULT_MIN_FREE_BYTES,
         fs: LocalFS | None = None,
     ) -> None:
-        self.root = Path(root).expanduser().absolute()
+        # Resolved: the uri recorded on archived rows has always named the real directory.
+        self.root = Path(root).expanduser().resolve()
         self.min_free_bytes = min_free_bytes
         self.fs = fs or LocalFS()
 
@@ -247,6 +248,10 @@ class LocalTarget:
             await asyncio.to_thread(probe)
         except OSError as exc:
             raise self._unavailable(exc, "write a test file") from exc
+
+    async def check_readable(self) -> None:
+        if not await asyncio.to_thread(self.root.is_dir):
+            raise ArchiveUnavailable(self.uri, "does not exist (or is not a directory)")
 
     def entry_prefix(self, partner_id: int, entry_id: str) -> str:
         rel = layout.entry_rel(partner_id, entry_id)

@@ -11,10 +11,16 @@ token are registered with kretain's log redaction as a second guard.
 
 Writing a file (``S3Sink``):
 - Bytes are buffered one part at a time (8 MiB, grown for large files so a file stays under
-  10,000 parts; for an unknown size the part size doubles every 1,000 parts) and each full
-  part is sent with UploadPart while the next fills, at most ``max_inflight_parts`` at once:
-  memory stays at a few parts whatever the file size. A file smaller than one part is sent
-  with a single PutObject at commit.
+  10,000 parts; for an unknown size the part size doubles every 1,000 parts), in place in
+  one buffer per part (sent from there in 1 MiB writes, never copied whole), and each full
+  part is sent with UploadPart while the next fills, at most ``max_inflight_parts`` at once
+  per file. A file smaller than one part is sent with a single PutObject at commit.
+- Memory is bounded per target, however many files stream at once: every part being filled
+  or in flight holds a share of ``max_buffer_bytes`` (32 MiB), reserved when the part is
+  begun (a small file reserves only its size) and given back once the part is stored. A
+  sink that finds the budget spent waits before taking more bytes from its source; a
+  waiting sink holds no buffer, and parts in flight need nothing to finish, so the waits
+  always end.
 - The sha256 of the whole file is computed on the way. Every part (and every PutObject)
   carries its own ``x-amz-checksum-sha256``; the store refuses a part whose bytes do not
   match (BadDigest). Multipart uploads are created with ChecksumAlgorithm=SHA256, so the
@@ -50,6 +56,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import contextlib
 import hashlib
 import logging
@@ -97,6 +104,8 @@ GiB = 1 << 30
 MIN_PART = 5 * MiB  # S3's smallest part (all but the last)
 MAX_PART = 5 * GiB
 DEFAULT_PART_SIZE = 8 * MiB
+DEFAULT_BUFFER_BYTES = 32 * MiB  # parts held in memory by all the sinks of one target
+SEND_SLICE = 1 * MiB  # a part goes to the socket this much at a time
 PART_BUDGET = 9_000  # parts a file of known size is cut into at most (S3 allows 10,000)
 MANIFEST_SUFFIX = ".part"
 MANIFEST_FORMAT = "kretain-upload/1"
@@ -180,6 +189,76 @@ def _b64(digest: bytes) -> str:
     return base64.b64encode(digest).decode("ascii")
 
 
+class _PartBody(bytearray):
+    """The bytes of one part, filled in place. Sent by :class:`_PartPayload`."""
+
+
+class _PartPayload(aiohttp.payload.BytesPayload):
+    """How aiohttp sends a part: in slices of a memoryview, waiting for the socket between
+    them. A plain bytearray body would be copied whole twice while it is sent (once cut to
+    its Content-Length, once into the event loop's transport buffer)."""
+
+    def __init__(self, value: _PartBody, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("content_type", "application/octet-stream")
+        # Payload's own __init__: BytesPayload's warns about any body over 1 MiB.
+        aiohttp.payload.Payload.__init__(self, value, *args, **kwargs)
+        self._size = len(value)
+
+    async def write(self, writer: Any) -> None:
+        await self.write_with_length(writer, None)
+
+    async def write_with_length(self, writer: Any, content_length: int | None) -> None:
+        view = memoryview(self._value)
+        if content_length is not None:
+            view = view[:content_length]
+        for start in range(0, len(view), SEND_SLICE):
+            await writer.write(view[start : start + SEND_SLICE])
+
+
+aiohttp.payload.register_payload(_PartPayload, _PartBody)
+
+
+class _Budget:
+    """Bytes the sinks of one target may hold in memory at once; first come, first served."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._waiting: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
+
+    async def take(self, n: int) -> int:
+        """Reserve ``n`` bytes (at most the whole budget), waiting until they are free."""
+        n = max(0, min(n, self.limit))
+        if not self._waiting and self.used + n <= self.limit:
+            self.used += n
+            return n
+        granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((n, granted))
+        try:
+            await granted
+        except asyncio.CancelledError:
+            if granted.done() and not granted.cancelled():
+                self.release(n)  # granted just as it was cancelled: give it back
+            else:
+                with contextlib.suppress(ValueError):
+                    self._waiting.remove((n, granted))
+                self._grant()
+            raise
+        return n
+
+    def release(self, n: int) -> None:
+        self.used = max(0, self.used - n)
+        self._grant()
+
+    def _grant(self) -> None:
+        while self._waiting and self.used + self._waiting[0][0] <= self.limit:
+            n, granted = self._waiting.popleft()
+            if granted.done():
+                continue
+            self.used += n
+            granted.set_result(None)
+
+
 class _NotFound(Exception):
     """The key (or upload) does not exist; callers turn it into None or FileNotFoundError."""
 
@@ -201,8 +280,9 @@ class S3Target:
 
     ``endpoint_url`` for S3-compatible stores (path-style addressing is used then);
     ``region`` and ``profile`` as in the AWS CLI (None: from the environment/config).
-    ``max_attempts`` bounds botocore's retries of one request. The client is created on
-    first use; close it with ``aclose()`` or ``async with``.
+    ``max_attempts`` bounds botocore's retries of one request. ``max_buffer_bytes`` bounds
+    the memory all its sinks hold together (parts being filled or sent). The client is
+    created on first use; close it with ``aclose()`` or ``async with``.
     """
 
     def __init__(
@@ -219,6 +299,7 @@ class S3Target:
         part_size: int = DEFAULT_PART_SIZE,
         max_inflight_parts: int = 2,
         max_pool_connections: int = 16,
+        max_buffer_bytes: int = DEFAULT_BUFFER_BYTES,
     ) -> None:
         self.bucket = check_bucket_name(bucket)
         self.prefix = prefix.strip("/")
@@ -237,6 +318,7 @@ class S3Target:
         self.part_size = part_size
         self.max_inflight_parts = max(1, max_inflight_parts)
         self.max_pool_connections = max_pool_connections
+        self.buffers = _Budget(max(MIN_PART, max_buffer_bytes))
         self._client: Any = None
         self._stack: contextlib.AsyncExitStack | None = None
         self._client_lock = asyncio.Lock()
@@ -299,7 +381,14 @@ class S3Target:
                 connect_timeout=self.connect_timeout,
                 read_timeout=self.read_timeout,
                 max_pool_connections=self.max_pool_connections,
-                s3={"addressing_style": "path" if self.endpoint_url else "auto"},
+                s3={
+                    "addressing_style": "path" if self.endpoint_url else "auto",
+                    # Every upload carries its own signed x-amz-checksum-sha256, which the
+                    # store checks: hashing each body once more for the signature
+                    # (botocore's default without TLS, or without a checksum it knows
+                    # of) would cost a SHA-256 pass over every byte on both sides.
+                    "payload_signing_enabled": False,
+                },
                 # Checksums are ours to choose (SHA-256, sent explicitly): no default CRC32.
                 request_checksum_calculation="when_required",
                 response_checksum_validation="when_required",
@@ -458,7 +547,7 @@ class S3Target:
                 if exc.code != "NoSuchUpload":
                     raise
 
-    async def _put(self, key: str, data: bytes, **extra: Any) -> dict[str, Any]:
+    async def _put(self, key: str, data: bytes | bytearray, **extra: Any) -> dict[str, Any]:
         digest = hashlib.sha256(data).digest()
         return await self._call(
             "put_object",
@@ -510,6 +599,19 @@ class S3Target:
             raise ArchiveUnavailable(self._where(), f"test write failed ({exc.code})") from None
         except _NotFound:
             raise ArchiveUnavailable(self._where(), "test write failed (not found)") from None
+
+    async def check_readable(self) -> None:
+        try:
+            # A GET with an error body (a HEAD has none): names a missing bucket or refused
+            # credentials, and needs only the permission to list, as a read-only role has.
+            await self._call("list_objects_v2", self.uri, MaxKeys=1, Prefix=self.prefix)
+        except ArchiveRequestFailed as exc:
+            raise ArchiveUnavailable(self._where(), f"cannot list it ({exc.code})") from None
+        except _NotFound:
+            raise ArchiveUnavailable(
+                self._where(), f"bucket {self.bucket!r} does not exist"
+            ) from None
+        self._bucket_seen = True
 
     def entry_prefix(self, partner_id: int, entry_id: str) -> str:
         return layout.entry_rel(partner_id, entry_id)
@@ -652,10 +754,11 @@ class S3Sink:
         self.upload_id: str | None = None
         self._parts: dict[int, _Part] = {}
         self._next = 1
-        # The part being filled, as the chunks written (joined once when the part is full:
-        # bytes, not a bytearray, so the HTTP layer sends it without another copy).
-        self._chunks: list[bytes] = []
-        self._buffered = 0
+        # The part being filled, in place; sent as it is (never copied) once full. ``_held``:
+        # the bytes of the target's buffer budget reserved for it.
+        self._buf = _PartBody()
+        self._fill = 0
+        self._held = 0
         self._written = 0
         self._hasher: Any = hashlib.sha256()  # None once resumed: a dead hasher can't go on
         self._tasks: set[asyncio.Task[None]] = set()
@@ -690,16 +793,18 @@ class S3Sink:
         view = memoryview(data).cast("B")
         while len(view):
             size = self._part_size(self._next)
-            take = view[: size - self._buffered]
-            self._chunks.append(bytes(take))
-            self._buffered += len(take)
+            if not self._held:
+                await self._begin_part(size)
+            take = view[: size - self._fill]
+            self._buf[self._fill : self._fill + len(take)] = take
+            self._fill += len(take)
             self._written += len(take)
             view = view[len(take) :]
-            if self._buffered >= size:
+            if self._fill >= size:
                 await self._ship()
 
     async def last_byte(self) -> bytes | None:
-        return self._chunks[-1][-1:] if self._chunks else None
+        return bytes(self._buf[self._fill - 1 : self._fill]) if self._fill else None
 
     async def ensure_room(self, remaining: int) -> None:
         return None  # no practical limit
@@ -711,7 +816,7 @@ class S3Sink:
         upload_id, self.upload_id = self.upload_id, None
         self._parts.clear()
         self._next = 1
-        self._take_buffer()
+        self._drop_buffer()
         self._written = 0
         self._hasher = hashlib.sha256()
         self._failure = None
@@ -745,7 +850,7 @@ class S3Sink:
         if self._finished:
             return
         try:
-            if self._failure is None and self._buffered >= MIN_PART:
+            if self._failure is None and self._fill >= MIN_PART:
                 await self._ship()  # a valid part: keep it rather than fetch it again
             await self._drain()
             if self.upload_id is not None and self._parts:
@@ -778,7 +883,7 @@ class S3Sink:
 
     def _finish(self) -> None:
         self._finished = True
-        self._take_buffer()
+        self._drop_buffer()
         _WRITING.discard((self.target.endpoint_url, self.target.bucket, self.key))
 
     def _part_size(self, number: int) -> int:
@@ -787,38 +892,62 @@ class S3Sink:
         # Unknown size: double every 1,000 parts, so 10,000 parts reach past 5 TB.
         return min(MAX_PART, self.target.part_size << min((number - 1) // 1000, 10))
 
-    def _take_buffer(self) -> bytes:
-        """The buffered bytes as one object; the buffer is empty afterwards."""
-        data = b"".join(self._chunks)
-        self._chunks.clear()
-        self._buffered = 0
-        return data
+    async def _begin_part(self, size: int) -> None:
+        """Reserve memory for the next part (a file of known size needs no more than what is
+        left of it) and make its buffer."""
+        want = size
+        if self.expected_size is not None:
+            want = max(1, min(size, self.expected_size - self._written))
+        self._held = await self.target.buffers.take(want)
+        self._buf = _PartBody(want)
+        self._fill = 0
 
-    def _digest(self, data: bytes) -> bytes:
+    def _take_buffer(self) -> tuple[bytearray, int]:
+        """The part filled so far and the memory reserved for it; a new part starts empty.
+        The caller gives the reservation back once the bytes are no longer held."""
+        part, held = self._buf, self._held
+        del part[self._fill :]
+        self._buf, self._fill, self._held = _PartBody(), 0, 0
+        return part, held
+
+    def _drop_buffer(self) -> None:
+        _part, held = self._take_buffer()
+        self.target.buffers.release(held)
+
+    def _digest(self, data: bytes | bytearray) -> bytes:
         if self._hasher is not None:
             self._hasher.update(data)
         return hashlib.sha256(data).digest()
 
     async def _ship(self) -> None:
         """Send the buffer as the next part, in the background (bounded in-flight parts)."""
-        part = self._take_buffer()
+        part, held = self._take_buffer()
         number = self._next
         self._next += 1
-        digest = await asyncio.to_thread(self._digest, part)
-        if self.upload_id is None:
-            created = await self.target._call(
-                "create_multipart_upload", self.rel_path, Key=self.key, ChecksumAlgorithm="SHA256"
-            )
-            self.upload_id = created["UploadId"]
-        await self._slots.acquire()
+        try:
+            digest = await asyncio.to_thread(self._digest, part)
+            if self.upload_id is None:
+                created = await self.target._call(
+                    "create_multipart_upload",
+                    self.rel_path,
+                    Key=self.key,
+                    ChecksumAlgorithm="SHA256",
+                )
+                self.upload_id = created["UploadId"]
+            await self._slots.acquire()
+        except BaseException:
+            self.target.buffers.release(held)
+            raise
         if self._failure is not None:
             self._slots.release()
+            self.target.buffers.release(held)
             raise self._failure
-        task = asyncio.create_task(self._send_part(number, part, digest))
+        task = asyncio.create_task(self._send_part(number, part, digest, held))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _send_part(self, number: int, part: bytes, digest: bytes) -> None:
+    async def _send_part(self, number: int, part: bytearray, digest: bytes, held: int) -> None:
+        """Upload one part; its slot and its memory are given back however it ends."""
         checksum = _b64(digest)
         try:
             resp = await self.target._call(
@@ -848,6 +977,7 @@ class S3Sink:
         finally:
             self._slots.release()
             del part  # sent: don't hold it while the part list is written
+            self.target.buffers.release(held)
         try:
             await self._save_manifest()
         except ArchiveRequestFailed as exc:  # only costs a re-upload after a crash
@@ -886,11 +1016,14 @@ class S3Sink:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _commit_single(self) -> StoredFile:
-        data = self._take_buffer()
-        digest = await asyncio.to_thread(self._digest, data)
-        sha = self._hasher.hexdigest()
-        checksum = _b64(digest)
-        resp = await self.target._put(self.key, data, Metadata={META_SHA256: sha})
+        data, held = self._take_buffer()
+        try:
+            digest = await asyncio.to_thread(self._digest, data)
+            sha = self._hasher.hexdigest()
+            checksum = _b64(digest)
+            resp = await self.target._put(self.key, data, Metadata={META_SHA256: sha})
+        finally:
+            self.target.buffers.release(held)
         store = resp.get("ChecksumSHA256")
         if store and store != checksum:
             raise ArchiveRequestFailed(
@@ -903,13 +1036,17 @@ class S3Sink:
         return StoredFile(len(data), sha, store)
 
     async def _commit_multipart(self) -> StoredFile:
-        if self._buffered:
-            part = self._take_buffer()
+        if self._fill:
+            part, held = self._take_buffer()
             number = self._next
             self._next += 1
-            digest = await asyncio.to_thread(self._digest, part)
-            await self._slots.acquire()
-            await self._send_part(number, part, digest)
+            try:
+                digest = await asyncio.to_thread(self._digest, part)
+                await self._slots.acquire()
+            except BaseException:
+                self.target.buffers.release(held)
+                raise
+            await self._send_part(number, part, digest, held)
         await self._drain()
         if self._failure is not None:
             raise self._failure

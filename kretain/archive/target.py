@@ -27,6 +27,7 @@ its ``store_checksum`` changes if the object is replaced, so comparing it is a c
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,7 @@ from urllib.parse import unquote, urlsplit
 from kretain.archive.errors import redact_url
 from kretain.errors import ConfigError
 
-__all__ = ["ArchiveTarget", "FileSink", "StoredFile", "open_target", "parse_s3_uri"]
+__all__ = ["ArchiveTarget", "FileSink", "StoredFile", "open_target", "opened", "parse_s3_uri"]
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,11 @@ class ArchiveTarget(Protocol):
 
     async def check_writable(self) -> None:
         """Write and delete a small marker; raise ArchiveUnavailable (one line) if that fails."""
+        ...
+
+    async def check_readable(self) -> None:
+        """Raise ArchiveUnavailable (one line) unless the archive is there to be read: the
+        directory exists; the bucket exists and the credentials may list it. Writes nothing."""
         ...
 
     def entry_prefix(self, partner_id: int, entry_id: str) -> str:
@@ -223,3 +229,16 @@ def open_target(
     if not text:
         raise ConfigError("the archive must be a path or s3://bucket/prefix")
     return LocalTarget(Path(text), **options)
+
+
+@contextlib.asynccontextmanager
+async def opened(
+    archive: ArchiveTarget | str | Path, **options: Any
+) -> AsyncIterator[ArchiveTarget]:
+    """``archive`` as a target: a target is used as it is (its owner closes it); a path or
+    URI is opened with :func:`open_target` (``options`` as there) and closed on exit."""
+    if isinstance(archive, str | Path):
+        async with open_target(archive, **options) as target:
+            yield target
+    else:
+        yield archive

@@ -21,9 +21,11 @@ Functions (async; ``store`` is a :class:`kretain.store.db.Store`):
     assets_of(store, entry_id) -> list[AssetRow]
     mark_removed(store, entry_id, asset_ids, when) -> None     assets kretain deleted
     set_held(store, {entry_id: reason | None}, when) -> None   the delete plan's hold reasons
+    unfinished_backups(store, heading) -> list[AssetRow]   files begun in the archive for
+        rows no longer on their way there (their half-written files can go)
     update_asset_backup(store, asset, *, archive_path=..., bytes_done=..., sha256=...,
-                        verified_at=..., backup_state=...) -> None   (only the given columns;
-        ``asset`` is an AssetRow or its key, (entry_id, asset_id))
+                        verified_at=..., backup_state=..., store_checksum=...) -> None
+        (only the given columns; ``asset`` is an AssetRow or its key, (entry_id, asset_id))
   reports
     counts_by_state(store) -> dict[str, int]
     count_exhausted(store, state, max_attempts, *, action=None) -> int
@@ -122,6 +124,7 @@ __all__ = [
     "start_run",
     "states_of",
     "status_rows",
+    "unfinished_backups",
     "unfinished_windows",
     "unseen_since",
     "update_asset_backup",
@@ -243,6 +246,8 @@ _BACKUP_RESET = (
     "sha256 = CASE WHEN assets.size_bytes = excluded.size_bytes THEN assets.sha256 ELSE NULL END, "
     "verified_at = CASE WHEN assets.size_bytes = excluded.size_bytes THEN assets.verified_at "
     "ELSE NULL END, "
+    "store_checksum = CASE WHEN assets.size_bytes = excluded.size_bytes "
+    "THEN assets.store_checksum ELSE NULL END, "
     "backup_state = CASE WHEN assets.size_bytes = excluded.size_bytes THEN assets.backup_state "
     "ELSE 'pending' END"
 )
@@ -377,6 +382,7 @@ async def update_asset_backup(
     sha256: str | None = _UNSET,
     verified_at: int | None = _UNSET,
     backup_state: AssetBackupState | str = _UNSET,
+    store_checksum: str | None = _UNSET,
 ) -> None:
     values = {
         "archive_path": archive_path,
@@ -384,6 +390,7 @@ async def update_asset_backup(
         "sha256": sha256,
         "verified_at": verified_at,
         "backup_state": backup_state,
+        "store_checksum": store_checksum,
     }
     given = {k: v for k, v in values.items() if v is not _UNSET}
     if "backup_state" in given:
@@ -412,6 +419,21 @@ class StatusRow:
     entries: int
     bytes_saved: int
     bytes_total: int
+
+
+async def unfinished_backups(
+    store: Store, heading: Sequence[State | str], limit: int = 10_000
+) -> list[AssetRow]:
+    """Assets with a file begun in the archive (``archive_path`` set) but not verified, of
+    rows in no state of ``heading`` (the states from which a backup may still come)."""
+    marks = ", ".join("?" for _ in heading)
+    rows = await store.fetchall(
+        "SELECT a.* FROM assets a JOIN entries e ON e.id = a.entry_id "
+        "WHERE a.archive_path IS NOT NULL AND a.backup_state IN ('pending', 'partial', 'failed') "
+        f"AND e.state NOT IN ({marks}) ORDER BY a.entry_id, a.id LIMIT ?",
+        [*(str(State(h)) for h in heading), limit],
+    )
+    return [AssetRow.from_row(r) for r in rows]
 
 
 async def count_exhausted(

@@ -1,6 +1,6 @@
 """The backup worker: copy every entry that will be deleted into the archive, verified.
 
-    result = await backup(ctx, archive_root=Path, options=BackupOptions())
+    result = await backup(ctx, archive=target_or_path, options=BackupOptions())
 
 Which rows: ``action = delete_entry`` rows in ``sized`` (and ``backup_failed`` rows of earlier
 runs with fewer than ``max_attempts`` failed backups). ``delete_flavors`` rows keep their
@@ -12,7 +12,10 @@ only when every file is verified and ``entry.json`` is written; otherwise ``back
 Right before copying, the entry is looked up again (kretain.workers.lookup, the same batched
 lookup sizing uses) and re-evaluated (rules.recheck): an entry played since, exempt now or
 gone is not backed up but moved to kept / exempt / gone; one whose action or assets changed
-since sizing goes back to candidate to be sized again.
+since sizing goes back to candidate to be sized again. At the end of the stage the files
+half-written for rows no longer on their way to the archive (kept, exempt, gone, deleted
+...) are removed (``abort_abandoned``: S3 multipart uploads and their part lists, local
+``.part`` files), and so are leftovers beside an entry just archived.
 
 What is archived is kretain.rules.archive_plan's decision: per owner (the entry and each
 multi-stream child) the source flavor as sizing marked it, every caption, attachment and
@@ -21,27 +24,31 @@ source, is replaced by its largest READY flavor, recorded as standing in. Assets
 never have a file are listed under ``not_archived``; assets that may still become ready
 make the entry fail (retried next run).
 
-Files: ``<archive_root>/<partnerId>/<entryId>/<kind>-<assetId>.<ext>`` (kretain.archive names
-them; ``assets.archive_path`` holds the path relative to ``archive_root``). The URL is asked
-for right before each attempt (URLs expire); kretain.workers.download.download_to streams,
-resumes a ``.part`` with Range and verifies size and sha256. Retryable failures get up to
-``file_attempts`` tries with bounded exponential backoff.
+The archive is an :class:`kretain.archive.ArchiveTarget` (a directory, or an S3 bucket
+prefix); this worker never knows which. Files: ``<partnerId>/<entryId>/<kind>-<assetId>.<ext>``
+under it (kretain.archive names them; ``assets.archive_path`` holds that relative name). Each
+file streams from Kaltura straight into the target's sink
+(kretain.workers.download.download_to_sink: constant memory, resumes what the sink already
+holds with Range, checks the size; the sink hashes on the way and places the file: a local
+``.part`` renamed into place, or an S3 multipart upload completed). The sha256 and the
+store's own checksum (``assets.store_checksum``) are recorded. The URL is asked for right
+before each attempt (URLs expire). Retryable failures get up to ``file_attempts`` tries with
+bounded exponential backoff.
 
-The environment is not the entry's fault. Before anything is claimed the archive is probed
-(a directory made and a file written and removed); an archive that cannot be written
-(read-only, permission denied, no room) raises ArchiveUnavailable and nothing moves. If the
-disk fills or the archive stops accepting writes part-way (ENOSPC, EROFS, EACCES from a
-data write, ``mkdir`` or ``entry.json``), the stage stops: no new entry or file is started,
-entries left incomplete go back to where they were with no attempt charged, and
-:class:`BackupDiskFull` (disk full) or ArchiveUnavailable is raised carrying the result.
-Nothing is marked done that is not: entry.json is written only after every file of the
-entry was verified, and ``archived`` (with the archive's location, ``archive_uri``) only
-after entry.json.
+The environment is not the entry's fault. Before anything is claimed the target is probed
+(``check_writable``: a small marker written and removed); an archive that cannot be written
+(read-only, permission denied, wrong credentials, missing bucket) raises ArchiveUnavailable
+and nothing moves. If the disk fills or the archive stops accepting writes part-way, the
+stage stops: no new entry or file is started, entries left incomplete go back to where they
+were with no attempt charged, and :class:`BackupDiskFull` (disk full) or ArchiveUnavailable
+is raised carrying the result. Nothing is marked done that is not: entry.json is written
+only after every file of the entry was verified, and ``archived`` (with the target's
+``uri`` as ``archive_uri``) only after entry.json.
 
-``entry.json`` (written last, atomically): format, entry id, partner id, the entry's raw wire
-metadata, name/owner/categories/tags, policy/action/reason, the children (raw wire metadata),
-and every file with asset id, owner entry, kind, language, label, size, sha256, and the
-asset's raw metadata; plus ``not_archived``.
+``entry.json`` (written last, atomically, beside the files): format, entry id, partner id,
+the entry's raw wire metadata, name/owner/categories/tags, policy/action/reason, the children
+(raw wire metadata), and every file with asset id, owner entry, kind, language, label, size,
+sha256, and the asset's raw metadata; plus ``not_archived``.
 """
 
 from __future__ import annotations
@@ -49,7 +56,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import hashlib
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -60,25 +66,25 @@ from typing import Any
 import structlog
 
 from kretain import archive, rules
+from kretain.archive import ArchiveTarget, FileSink, StoredFile, opened
 from kretain.errors import ArchiveUnavailable, KretainError, StateConflictError
 from kretain.kaltura.errors import AssetNotReady, KalturaError, NotFound
 from kretain.store import queries, transitions
 from kretain.store.db import now as wall_now
 from kretain.store.models import AssetRow, EntryRow
 from kretain.store.states import Action, AssetBackupState, State
-from kretain.workers import download
 from kretain.workers.claims import ClaimLoop, ClaimPhase
 from kretain.workers.context import RunContext
 from kretain.workers.download import (
     DiskFull,
     DownloadError,
     DownloadHTTPError,
-    LocalFS,
     RateLimiter,
+    SizeMismatch,
     check_size,
-    download_to,
+    download_to_sink,
+    expected_total,
     is_retryable,
-    part_path,
 )
 from kretain.workers.lookup import KalturaUnreachable, fetch_batch
 
@@ -87,8 +93,8 @@ __all__ = [
     "BackupDiskFull",
     "BackupOptions",
     "BackupResult",
-    "archive_uri",
     "backup",
+    "same_store_checksum",
 ]
 
 log = structlog.get_logger("kretain.backup")
@@ -96,6 +102,15 @@ log = structlog.get_logger("kretain.backup")
 ENTRY_JSON_FORMAT = "kretain-entry/1"
 # Failures of the archive itself, not of one entry: they stop the stage.
 ARCHIVE_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT})
+FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+# States from which a row may still be backed up: its half-written files are kept for it.
+HEADING_FOR_ARCHIVE = (
+    State.CANDIDATE,
+    State.SIZED,
+    State.DOWNLOADING,
+    State.BACKUP_FAILED,
+    State.ERROR,
+)
 
 
 @dataclass(frozen=True)
@@ -105,11 +120,9 @@ class BackupOptions:
     bandwidth: float | None = None  # bytes/s for all downloads together; None = no cap
     max_attempts: int = 5  # failed backups before a row waits for `kretain retry`
     file_attempts: int = 4  # tries of one file within a run
-    min_free_bytes: int = download.DEFAULT_MIN_FREE_BYTES  # kept free on the archive's disk
     lease_seconds: int = 300
     retry_base_delay: float = 1.0
     retry_max_delay: float = 30.0
-    fs: LocalFS | None = None  # download's file-system seam (tests inject ENOSPC)
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -144,10 +157,11 @@ class BackupResult:
     gone: int = 0
     resize: int = 0  # action or assets changed since sizing: sized again next
     files: int = 0  # files downloaded and verified in this run
-    files_reused: int = 0  # files verified by an earlier run (or found complete on disk)
+    files_reused: int = 0  # files verified by an earlier run (or found complete in the archive)
     files_unavailable: int = 0  # assets that can never be fetched (status ERROR ...)
     bytes_downloaded: int = 0  # bytes received in this run
-    bytes_resumed: int = 0  # bytes of .part files reused instead of downloaded again
+    bytes_resumed: int = 0  # bytes of unfinished files reused instead of downloaded again
+    uploads_dropped: int = 0  # unfinished files no longer wanted, removed from the archive
     retries: int = 0
     stopped: str | None = None  # why the stage stopped early
     problems: list[str] = field(default_factory=list)
@@ -156,28 +170,25 @@ class BackupResult:
         return {k: v for k, v in self.__dict__.items() if k not in ("problems", "stopped")}
 
 
-def archive_uri(root: Path) -> str:
-    """The archive's location as recorded on each archived row (verify checks it)."""
-    return Path(root).resolve().as_uri()
+def same_store_checksum(recorded: str | None, now: str | None) -> bool:
+    """False only when both are known and differ: the stored object was replaced since."""
+    return recorded is None or now is None or recorded == now
 
 
-def _probe(root: Path) -> None:
-    """Make the root and write, sync and remove a small file: raise ArchiveUnavailable
-    (one clear line) when the archive cannot take files at all."""
-    marker = root / ".kretain-probe"
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        marker.write_bytes(b"kretain\n")
-        marker.unlink()
-    except OSError as exc:
-        raise ArchiveUnavailable(
-            f"cannot write to the archive {root}: {exc.strerror or exc}; nothing was backed "
-            "up and no entry was charged an attempt"
-        ) from None
+def _disk_full(exc: BaseException) -> DiskFull | None:
+    """The DiskFull an archive failure amounts to, if the archive's disk is full."""
+    if isinstance(exc, DiskFull):
+        return exc
+    cause = exc.__cause__ if isinstance(exc, ArchiveUnavailable) else exc
+    if isinstance(cause, OSError) and cause.errno in FULL_ERRNOS:
+        return DiskFull(Path(cause.filename or "the archive"))
+    return None
 
 
 def _archive_failure(exc: BaseException) -> bool:
-    return isinstance(exc, OSError) and exc.errno in ARCHIVE_ERRNOS
+    return isinstance(exc, ArchiveUnavailable) or (
+        isinstance(exc, OSError) and exc.errno in ARCHIVE_ERRNOS
+    )
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rand: Callable[[], float]) -> float:
@@ -214,17 +225,15 @@ class _Archiver:
     """One backup() call: the state shared by its entries and files."""
 
     def __init__(
-        self, ctx: RunContext, root: Path, opts: BackupOptions, result: BackupResult
+        self, ctx: RunContext, target: ArchiveTarget, opts: BackupOptions, result: BackupResult
     ) -> None:
         self.ctx = ctx
-        self.root = root
-        self.uri = archive_uri(root)
+        self.target = target
         self.opts = opts
         self.result = result
         self.limiter = RateLimiter(opts.bandwidth) if opts.bandwidth else None
-        self.fs = opts.fs or LocalFS()
-        # (entry id, asset id) -> the asset and the .part being written (for bytes_done)
-        self.active: dict[tuple[str, str], tuple[AssetRow, Path]] = {}
+        # (entry id, asset id) -> the asset and the sink being written (for bytes_done)
+        self.active: dict[tuple[str, str], tuple[AssetRow, FileSink]] = {}
         self.rand = random.random
         self.stop = asyncio.Event()  # set when the archive fails: start nothing new
         self.disk_full: DiskFull | None = None
@@ -237,23 +246,22 @@ class _Archiver:
         self.ctx.emit(event, done=done, total=self.total, **r.as_counts())
 
     def halt(self, exc: BaseException) -> None:
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            exc = DiskFull(Path(exc.filename or self.root))
-        if isinstance(exc, DiskFull):
-            self.disk_full = self.disk_full or exc
+        full = _disk_full(exc)
+        if full is not None:
+            self.disk_full = self.disk_full or full
         elif self.broken is None:
             self.broken = f"{type(exc).__name__}: {exc}"
         self.stop.set()
 
     async def record_progress(self) -> None:
-        """How far each streaming file got (the heartbeat calls this)."""
-        for asset, part in list(self.active.values()):
-            try:
-                done = part.stat().st_size
-            except FileNotFoundError:
-                continue
+        """How far each streaming file got (the heartbeat calls this): the bytes its sink
+        holds durably (a local .part, the parts an S3 upload has stored)."""
+        for asset, sink in list(self.active.values()):
             await queries.update_asset_backup(
-                self.ctx.store, asset, bytes_done=done, backup_state=AssetBackupState.PARTIAL
+                self.ctx.store,
+                asset,
+                bytes_done=sink.durable,
+                backup_state=AssetBackupState.PARTIAL,
             )
 
     # ---- one entry ------------------------------------------------------------------------
@@ -264,6 +272,9 @@ class _Archiver:
         except _EntryFailed as exc:
             await self._fail(row, str(exc))
         except _ArchiveBroken:
+            return True
+        except ArchiveUnavailable as exc:
+            self.halt(exc)
             return True
         except (KalturaError, DownloadError, archive.ArchivePathError, ValueError) as exc:
             await self._fail(row, f"{type(exc).__name__}: {exc}")
@@ -283,10 +294,7 @@ class _Archiver:
         if children is None:
             return False
         row = await queries.get_entry(self.ctx.store, row.id) or row  # freshly refreshed
-        partner_id = row.partner_id
-        if partner_id is None:
-            partner_id = self.ctx.client.config.partner_id
-        directory = archive.entry_dir(self.root, partner_id, row.id)
+        prefix = self.prefix_of(row)
         assets = await queries.assets_of(self.ctx.store, row.id)
         plan = rules.archive_plan(assets, wall_now())
         for a, _why in plan.skipped:
@@ -294,18 +302,19 @@ class _Archiver:
                 await queries.update_asset_backup(
                     self.ctx.store, a, backup_state=AssetBackupState.SKIPPED
                 )
-        files, problems = await self._files(directory, plan.fetch)
+        files, problems = await self._files(prefix, plan.fetch)
         if self.stop.is_set() and len(files) + len(problems) < len(plan.fetch):
             return True  # stopped part-way: handed back unchanged
         problems += [why for _a, why in plan.waiting]
         if problems:
             raise _EntryFailed("; ".join(problems[:5]) + (" ..." if len(problems) > 5 else ""))
         metadata = entry_metadata(
-            row, partner_id, children, files, plan, run_id=self.ctx.run_id, now=wall_now()
-        )
+            row, self.partner_of(row), children, files, plan, run_id=self.ctx.run_id,
+            now=wall_now(),
+        )  # fmt: skip
         try:
-            await asyncio.to_thread(archive.write_entry_json, directory, metadata)
-        except OSError as exc:
+            await self.target.put_json(f"{prefix}/{archive.ENTRY_JSON}", metadata)
+        except (ArchiveUnavailable, OSError) as exc:
             if _archive_failure(exc):
                 self.halt(exc)
                 raise _ArchiveBroken from exc
@@ -318,12 +327,53 @@ class _Archiver:
             State.ARCHIVED,
             run_id=self.ctx.run_id,
             reason=f"{len(files)} files verified",
-            updates={"archive_uri": self.uri},
+            updates={"archive_uri": self.target.uri},
             lease_owner=self.ctx.run_id,
         )
         self.result.archived += 1
         log.info("backup.archived", entry_id=row.id, files=len(files))
+        # Leftovers of files this entry no longer has (its assets changed since they began).
+        await self._drop_unfinished(prefix)
         return False
+
+    def partner_of(self, row: EntryRow) -> int:
+        return row.partner_id if row.partner_id is not None else self.ctx.client.config.partner_id
+
+    def prefix_of(self, row: EntryRow) -> str:
+        """``<partnerId>/<entryId>``: where the entry's files go in the target."""
+        return self.target.entry_prefix(self.partner_of(row), row.id)
+
+    async def drop_abandoned(self) -> None:
+        """Remove the half-written files of rows that are no longer on their way to the
+        archive (played since, exempt, gone, deleted ...): a killed run's multipart upload or
+        .part is needed only while its row may still be backed up."""
+        while True:
+            assets = await queries.unfinished_backups(self.ctx.store, HEADING_FOR_ARCHIVE)
+            if not assets:
+                return
+            prefixes: set[str] = set()
+            for a in assets:
+                with contextlib.suppress(archive.ArchivePathError):
+                    prefixes.add(archive.rel_dir(a.archive_path or ""))
+            for prefix in sorted(p for p in prefixes if p):
+                await self._drop_unfinished(prefix)
+            for a in assets:
+                await queries.update_asset_backup(
+                    self.ctx.store,
+                    a,
+                    archive_path=None,
+                    bytes_done=0,
+                    backup_state=AssetBackupState.PENDING,
+                )
+
+    async def _drop_unfinished(self, prefix: str) -> None:
+        """Remove what is half-written under ``prefix`` (local .part files, S3 multipart
+        uploads and their part lists): called when nothing there will be resumed. Never
+        fails the entry: what is left costs only room, and the next call tries again."""
+        try:
+            self.result.uploads_dropped += await self.target.abort_abandoned((), prefix=prefix)
+        except (ArchiveUnavailable, DownloadError, OSError) as exc:
+            log.warning("backup.cleanup_failed", prefix=prefix, error=str(exc))
 
     async def _still_wanted(self, row: EntryRow) -> list[dict[str, Any]] | None:
         """Look the entry up again: back it up only if the policy still wants it deleted and
@@ -384,7 +434,7 @@ class _Archiver:
         log.warning("backup.failed", entry_id=row.id, error=message)
 
     async def _files(
-        self, directory: Path, plans: Sequence[rules.PlannedFile]
+        self, prefix: str, plans: Sequence[rules.PlannedFile]
     ) -> tuple[list[tuple[rules.PlannedFile, str, int, str]], list[str]]:
         """Fetch every planned file, at most file_concurrency at once. Failures are
         collected; a failing archive stops the run (files not yet started are not started)."""
@@ -397,8 +447,8 @@ class _Archiver:
                 if self.stop.is_set():
                     return
                 try:
-                    name, size, sha = await self._file(directory, p.asset)
-                except DiskFull as exc:
+                    name, stored = await self._file(prefix, p.asset)
+                except (DiskFull, ArchiveUnavailable) as exc:
                     self.halt(exc)
                 except _EntryFailed as exc:
                     problems.append(str(exc))
@@ -412,7 +462,8 @@ class _Archiver:
                     problems.append(f"{p.asset.kind} {p.asset.id}: {type(exc).__name__}: {exc}")
                     await self._mark_failed(p.asset)
                 else:
-                    done.append((p, name, size, sha))
+                    assert stored.sha256 is not None
+                    done.append((p, name, stored.size, stored.sha256))
 
         async with asyncio.TaskGroup() as tg:
             for p in plans:
@@ -427,161 +478,148 @@ class _Archiver:
                 self.ctx.store, asset, backup_state=AssetBackupState.FAILED
             )
 
-    async def _file(self, directory: Path, asset: AssetRow) -> tuple[str, int, str]:
-        """One verified file: (name, size, sha256)."""
+    async def _file(self, prefix: str, asset: AssetRow) -> tuple[str, StoredFile]:
+        """One verified file: (name, as stored)."""
         name = archive.asset_filename(asset.id, asset.file_ext, asset.kind)
-        dest = archive.safe_join(directory, name)
-        rel = str(dest.relative_to(self.root.resolve()))
+        rel = f"{prefix}/{name}"
         expected_bytes, expected_kb = rules.expected_size(asset.wire(), asset.size_bytes)
-        # Verified by an earlier run and still there with the same size: nothing to do.
+        found = await self.target.stat(rel)
+        # Verified by an earlier run and still there, the same size (and the same object,
+        # where the store keeps a checksum): nothing to do.
         if (
-            asset.backup_state == AssetBackupState.VERIFIED
+            found is not None
+            and asset.backup_state == AssetBackupState.VERIFIED
             and asset.archive_path == rel
             and asset.sha256
-            and await asyncio.to_thread(_size_of, dest) == asset.bytes_done
+            and found.size == asset.bytes_done
+            and same_store_checksum(asset.store_checksum, found.store_checksum)
         ):
             self.result.files_reused += 1
-            return name, asset.bytes_done, asset.sha256
-        # A complete file without a record (killed between rename and the DB update, or a
-        # copy verify found damaged): keep it only if it checks out.
-        found = await self._adopt(asset, rel, dest, expected_bytes, expected_kb)
+            return name, StoredFile(found.size, asset.sha256, found.store_checksum)
+        # A complete file without a record (killed between placing it and the DB update,
+        # or a copy verify found damaged): keep it only if it checks out.
         if found is not None:
-            return name, *found
+            adopted = await self._adopt(asset, rel, found, expected_bytes, expected_kb)
+            if adopted is not None:
+                return name, adopted
         await queries.update_asset_backup(self.ctx.store, asset, archive_path=rel)
         attempt = 0
         while True:
             attempt += 1
-            await self._check_room(dest, asset)
+            sink: FileSink | None = None
             try:
-                url = await self.ctx.client.get_asset_url(asset.kind, asset.id)  # type: ignore[arg-type]
+                sink = await self._open_sink(rel, asset, expected_bytes, expected_kb)
+                self.active[asset.entry_id, asset.id] = (asset, sink)
+                try:
+                    url = await self.ctx.client.get_asset_url(asset.kind, asset.id)  # type: ignore[arg-type]
+                except BaseException:
+                    await asyncio.shield(sink.suspend())
+                    raise
+                res = await download_to_sink(
+                    self.ctx.client.http,
+                    url,
+                    sink,
+                    expected_bytes=expected_bytes,
+                    expected_kb=expected_kb,
+                    bandwidth=self.limiter,
+                )
             except AssetNotReady as exc:
                 raise _EntryFailed(f"{asset.kind} {asset.id} not ready: {exc.code}") from exc
             except NotFound as exc:
                 raise _EntryFailed(f"{asset.kind} {asset.id} no longer exists: {exc.code}") from exc
-            self.active[asset.entry_id, asset.id] = (asset, part_path(dest))
-            try:
-                res = await download_to(
-                    self.ctx.client.http,
-                    url,
-                    dest,
-                    expected_bytes=expected_bytes,
-                    expected_kb=expected_kb,
-                    bandwidth=self.limiter,
-                    min_free_bytes=self.opts.min_free_bytes,
-                    fs=self.fs,
-                )
-            except (DiskFull, asyncio.CancelledError):
-                # Stopping: note how far the .part got (it resumes next run).
-                await asyncio.shield(self._record_partial(asset, dest))
+            except (DiskFull, ArchiveUnavailable, asyncio.CancelledError):
+                # Stopping: note how far the file got (it resumes next run).
+                if sink is not None:
+                    await asyncio.shield(self._record_partial(asset, sink))
                 raise
-            except download.DestinationExists:
-                # Renamed into place by a download this process gave up on (cancelled
-                # while its thread finished): keep it if it checks out, else fetch again.
-                found = await self._adopt(asset, rel, dest, expected_bytes, expected_kb)
-                if found is not None:
-                    return name, *found
-                if attempt >= self.opts.file_attempts:
-                    raise
-                continue
             except DownloadError as exc:
-                await self._record_partial(asset, dest)
-                if not is_retryable(exc) or attempt >= self.opts.file_attempts:
-                    raise
-                self.result.retries += 1
-                delay = backoff_delay(
-                    attempt, self.opts.retry_base_delay, self.opts.retry_max_delay, self.rand
-                )
-                if isinstance(exc, DownloadHTTPError) and exc.retry_after:
-                    delay = min(self.opts.retry_max_delay, max(delay, exc.retry_after))
-                log.info(
-                    "backup.retry", asset_id=asset.id, attempt=attempt, error=str(exc), delay=delay
-                )
-                await asyncio.sleep(delay)
+                if sink is not None:
+                    await self._record_partial(asset, sink)
+                await self._before_retry(asset, exc, attempt)
                 continue
             finally:
                 self.active.pop((asset.entry_id, asset.id), None)
             self.result.files += 1
             self.result.bytes_resumed += res.resumed_from
             self.result.bytes_downloaded += res.bytes - res.resumed_from
-            await self._record_verified(asset, rel, res.bytes, res.sha256)
-            return name, res.bytes, res.sha256
+            stored = StoredFile(res.bytes, res.sha256, res.store_checksum)
+            await self._record_verified(asset, rel, stored)
+            return name, stored
+
+    async def _before_retry(self, asset: AssetRow, exc: DownloadError, attempt: int) -> None:
+        """Wait before the next try of a file; re-raise ``exc`` when no try is left."""
+        if not is_retryable(exc) or attempt >= self.opts.file_attempts:
+            raise exc
+        self.result.retries += 1
+        delay = backoff_delay(
+            attempt, self.opts.retry_base_delay, self.opts.retry_max_delay, self.rand
+        )
+        if isinstance(exc, DownloadHTTPError) and exc.retry_after:
+            delay = min(self.opts.retry_max_delay, max(delay, exc.retry_after))
+        log.info("backup.retry", asset_id=asset.id, attempt=attempt, error=str(exc), delay=delay)
+        await asyncio.sleep(delay)
+
+    async def _open_sink(
+        self, rel: str, asset: AssetRow, expected_bytes: int | None, expected_kb: int | None
+    ) -> FileSink:
+        """The file's sink (resuming what an earlier attempt left), once there is room for
+        the rest of it: DiskFull before any URL is asked for when there is not."""
+        sink = await self.target.open_sink(
+            rel,
+            expected_size=expected_total(expected_bytes, expected_kb),
+            size_hint=asset.size_bytes or None,
+        )
+        try:
+            await sink.ensure_room(max(0, asset.size_bytes - sink.offset))
+        except BaseException:
+            # Nothing written yet: leave nothing behind; else keep the prefix for later.
+            await asyncio.shield(sink.discard() if sink.offset == 0 else sink.suspend())
+            raise
+        return sink
 
     async def _adopt(
         self,
         asset: AssetRow,
         rel: str,
-        dest: Path,
+        found: StoredFile,
         expected_bytes: int | None,
         expected_kb: int | None,
-    ) -> tuple[int, str] | None:
-        """A complete file already at ``dest`` without a record (killed between the rename
-        and the DB update): record it when its size fits, else remove it. (size, sha256)."""
-        if not dest.exists():
+    ) -> StoredFile | None:
+        """A complete file already at ``rel`` without a record: record it when its size fits
+        the asset (hashed as the archive holds it), else remove it."""
+        try:
+            check_size(found.size, expected_bytes, expected_kb)
+        except SizeMismatch:
+            found = StoredFile(0, None, None)
+        if found.size == 0:
+            await self.target.delete(rel)
             return None
-        found = await asyncio.to_thread(_check_existing, dest, expected_bytes, expected_kb)
-        if found is None:
-            with contextlib.suppress(FileNotFoundError):
-                await asyncio.to_thread(dest.unlink)
-            return None
-        await self._record_verified(asset, rel, *found)
+        sha = found.sha256 or await self.target.sha256(rel)
+        adopted = StoredFile(found.size, sha, found.store_checksum)
+        await self._record_verified(asset, rel, adopted)
         self.result.files_reused += 1
-        return found
+        return adopted
 
-    async def _check_room(self, dest: Path, asset: AssetRow) -> None:
-        have = await asyncio.to_thread(_size_of, part_path(dest))
-        needed = max(0, asset.size_bytes - (have or 0)) + max(0, self.opts.min_free_bytes)
-        free = await asyncio.to_thread(self.fs.free_bytes, dest.parent)
-        if free < needed:
-            raise DiskFull(dest, needed=needed, free=free)
-
-    async def _record_partial(self, asset: AssetRow, dest: Path) -> None:
-        have = await asyncio.to_thread(_size_of, part_path(dest))
+    async def _record_partial(self, asset: AssetRow, sink: FileSink) -> None:
+        have = sink.durable
         await queries.update_asset_backup(
             self.ctx.store,
             asset,
-            bytes_done=have or 0,
+            bytes_done=have,
             backup_state=AssetBackupState.PARTIAL if have else AssetBackupState.PENDING,
         )
 
-    async def _record_verified(self, asset: AssetRow, rel: str, size: int, sha: str) -> None:
+    async def _record_verified(self, asset: AssetRow, rel: str, stored: StoredFile) -> None:
         await queries.update_asset_backup(
             self.ctx.store,
             asset,
             archive_path=rel,
-            bytes_done=size,
-            sha256=sha,
+            bytes_done=stored.size,
+            sha256=stored.sha256,
+            store_checksum=stored.store_checksum,
             verified_at=wall_now(),
             backup_state=AssetBackupState.VERIFIED,
         )
-
-
-def _size_of(path: Path) -> int | None:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return None
-
-
-def _check_existing(
-    path: Path, expected_bytes: int | None, expected_kb: int | None
-) -> tuple[int, str] | None:
-    """(size, sha256) of a file already in place when its size fits the asset, else None."""
-    size = path.stat().st_size
-    try:
-        check_size(size, expected_bytes, expected_kb)
-    except download.SizeMismatch:
-        return None
-    if size == 0:
-        return None
-    return size, sha256_file(path)
-
-
-def sha256_file(path: Path, block: int = 8 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def entry_metadata(
@@ -650,19 +688,32 @@ def entry_metadata(
 
 
 async def backup(
-    ctx: RunContext, *, archive_root: Path, options: BackupOptions | None = None
+    ctx: RunContext,
+    *,
+    archive: ArchiveTarget | str | Path,
+    options: BackupOptions | None = None,
 ) -> BackupResult:
-    """Back up every ``delete_entry`` row in ``sized`` (and retryable ``backup_failed`` rows).
+    """Back up every ``delete_entry`` row in ``sized`` (and retryable ``backup_failed`` rows)
+    into ``archive``: a target (the caller's, left open) or a path / URI (opened here).
 
     Raises ArchiveUnavailable before claiming anything when the archive cannot be written,
     BackupDiskFull (or ArchiveUnavailable) after handing every unfinished row back when the
     archive fails part-way. ``ctx.progress`` gets ``backup.entry`` and ``backup.done``.
     """
-    opts = options or BackupOptions()
-    root = Path(archive_root)
-    await asyncio.to_thread(_probe, root)
+    async with opened(archive) as target:
+        return await _backup(ctx, target, options or BackupOptions())
+
+
+async def _backup(ctx: RunContext, target: ArchiveTarget, opts: BackupOptions) -> BackupResult:
+    try:
+        await target.check_writable()
+    except ArchiveUnavailable as exc:
+        raise ArchiveUnavailable(
+            f"cannot write to the archive {target.uri}: {exc.problem or exc}; nothing was "
+            "backed up and no entry was charged an attempt"
+        ) from None
     result = BackupResult()
-    run = _Archiver(ctx, root, opts, result)
+    run = _Archiver(ctx, target, opts, result)
     # Rows of rules that delete without a backup are not copied; a rule renamed since the
     # audit is not in the policy, so those rows wait (fail safe: nothing is deleted either).
     backup_rules = ctx.policy.backup_rules()
@@ -708,20 +759,22 @@ async def backup(
         )
     if run.disk_full is not None:
         result.stopped = (
-            f"disk full under {root}: {run.disk_full}. Backup stopped; nothing unfinished was "
-            "marked archived. Free some space and run again: partial files resume."
+            f"disk full under {target.uri}: {run.disk_full}. Backup stopped; nothing "
+            "unfinished was marked archived. Free some space and run again: partial files "
+            "resume."
         )
         result.problems.append(result.stopped)
         log.error("backup.stopped", reason=result.stopped)
         raise BackupDiskFull(result.stopped, result)
     if run.broken is not None:
         result.stopped = (
-            f"backup stopped: the archive {root} or Kaltura failed ({run.broken}); "
+            f"backup stopped: the archive {target.uri} or Kaltura failed ({run.broken}); "
             "unfinished entries were handed back without counting an attempt"
         )
         result.problems.append(result.stopped)
         log.error("backup.stopped", reason=result.stopped)
         raise ArchiveUnavailable(result.stopped)
+    await run.drop_abandoned()
     run.emit("backup.done")
     ctx.outcome("backup", **result.as_counts())
     return result

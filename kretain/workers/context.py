@@ -1,7 +1,7 @@
 """What every stage of one run shares: the store, the Kaltura client, the run, the policy.
 
     ctx = RunContext(store, client, run_id=run, policy=policy, as_of=date, progress=fn)
-    await size(ctx); await backup(ctx, archive_root=...); ...
+    await size(ctx); await backup(ctx, archive=target); ...
 
 A stage takes the context and its own small options object (concurrency, attempts,
 leases ...) instead of a dozen loose parameters, so what a stage depends on is visible in

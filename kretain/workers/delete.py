@@ -15,11 +15,13 @@ which isolates a broken entry instead of failing its batch), each row is re-chec
 exempt now (``exempt``), or a failed lookup (held: not acted on in this run). Then:
 
 - a notice period (``notice_days``) not over yet holds the row back;
-- delete_entry with a backup: the archive must be the configured one, the entry's assets
-  must still be the ones backed up (a caption added since means size and back up again),
-  and every archived file must exist with its recorded size and sha256, re-hashed now, and
+- delete_entry with a backup: the archive (an ArchiveTarget: a directory or an S3 bucket
+  prefix) must be the configured one, the entry's assets must still be the ones backed up (a
+  caption added since means size and back up again), and every archived file must be there
+  with its recorded size and sha256, read back and re-hashed now through the target, and
   entry.json must be there (kretain.workers.verify.check_archive). A copy that fails goes
-  back for a new backup (``sized``); it is not deleted in this run;
+  back for a new backup (``sized``); it is not deleted in this run. A store that does not
+  answer holds the row back; an archive that cannot be read at all stops the stage;
 - delete_flavors: the flavors are read again and each owner's source found again
   (rules.find_source): an unknown or not-READY source, or nothing else to delete, holds the
   entry back. The source is never deleted, nor any flavor of an entry held back.
@@ -54,14 +56,14 @@ from typing import Any, Literal
 import structlog
 
 from kretain import rules
-from kretain.errors import KretainError, StateConflictError
+from kretain.archive import ArchiveRequestFailed, ArchiveTarget
+from kretain.errors import ArchiveUnavailable, KretainError, StateConflictError
 from kretain.kaltura.errors import ApiError, NotFound, RateLimited, TransportError
 from kretain.output import csv_cell
 from kretain.store import queries, transitions
 from kretain.store.db import now as wall_now
 from kretain.store.models import EntryRow
 from kretain.store.states import Action, State
-from kretain.workers.backup import archive_uri
 from kretain.workers.claims import ClaimLoop, ClaimPhase
 from kretain.workers.context import RunContext
 from kretain.workers.lookup import (
@@ -121,7 +123,7 @@ class DeleteOptions:
     window: float = 10.0
     recycle_retention_days: int = 30
     notice_days: int = 0
-    archive_root: Path | None = None  # None: no archive, so no row that needs one is deleted
+    archive: ArchiveTarget | None = None  # None: no archive, so no row that needs one is deleted
     plan_path: Path | None = None
     concurrency: int = 3  # batches in flight: some re-check and hash while others act
     batch_size: int = MAX_BATCH_SIZE
@@ -256,7 +258,7 @@ class _Stage:
         self.opts = opts
         self.result = result
         self.now = wall_now()
-        self.uri = archive_uri(opts.archive_root) if opts.archive_root is not None else None
+        self.uri = opts.archive.uri if opts.archive is not None else None
         self.limiters = {
             call: WindowLimiter(opts.rate, opts.window)
             for call in (DELETE_CALL, RECYCLE_CALL, FLAVOR_CALL)
@@ -358,7 +360,7 @@ class _Stage:
         mode = Act.RECYCLE if self.opts.mode == "recycle" else Act.DELETE
         stored = await queries.assets_of(self.ctx.store, row.id)
         if self.ctx.policy.needs_backup(row.policy):
-            if self.opts.archive_root is None:
+            if self.opts.archive is None:
                 return _held(row, "archive not verified: no archive is configured")
             if row.archive_uri != self.uri:
                 where = row.archive_uri or "an unrecorded archive"
@@ -370,19 +372,21 @@ class _Stage:
                     "assets changed since the backup: size and back up again first",
                     move_to=State.CANDIDATE,
                 )
-            async with self.hashing:
-                reasons, damaged, _files, _hashed = await asyncio.to_thread(
-                    check_archive,
-                    self.opts.archive_root,
-                    row,
-                    stored,
-                    self.ctx.client.config.partner_id,
-                    True,
-                )
-            if reasons:
-                line = _Line(row, "back up again", "archive check failed: " + "; ".join(reasons))
+            try:
+                async with self.hashing:
+                    found = await check_archive(
+                        self.opts.archive, row, stored, self.ctx.client.config.partner_id, True
+                    )
+            except ArchiveRequestFailed as exc:
+                return _held(row, f"archive not verified: the store did not answer: {exc}")
+            except ArchiveUnavailable as exc:
+                self._halt(f"delete stage stopped: {exc}", error=True)
+                return _held(row, f"archive not verified: {exc}")
+            if found.reasons:
+                why = "archive check failed: " + "; ".join(found.reasons)
+                line = _Line(row, "back up again", why)
                 line.move_to = State.SIZED
-                line.updates = {"_damaged": damaged, "_assets": stored}
+                line.updates = {"_found": found, "_assets": stored}
                 return line
         line = _Line(row, mode.value, f"{mode.value} the entry: {row.reason or row.policy}")
         line.act = mode
@@ -419,17 +423,18 @@ class _Stage:
     async def _apply_move(self, line: _Line) -> None:
         r, row = self.result, line.row
         try:
-            if line.move_to == State.SIZED and "_damaged" in line.updates:
+            if line.move_to == State.SIZED and "_found" in line.updates:
+                assert self.opts.archive is not None  # only a checked archive finds damage
                 await demote(
                     self.ctx.store,
-                    Path(self.opts.archive_root or "."),
+                    self.opts.archive,
                     row,
                     line.updates["_assets"],
-                    [line.reason],
-                    line.updates["_damaged"],
+                    line.updates["_found"],
                     self.ctx.client.config.partner_id,
                     self.ctx.run_id,
                     by="delete stage",
+                    reasons=[line.reason],
                     lease_owner=self.ctx.run_id,
                 )
                 r.back_up_again += 1
@@ -457,6 +462,10 @@ class _Stage:
             line.outcome = line.decision
         except StateConflictError as exc:
             r.problems.append(f"{row.id}: {exc}")
+        except (ArchiveRequestFailed, ArchiveUnavailable) as exc:
+            # The damaged copy could not be taken out yet; the row stays where it is and
+            # fails the same check next run (it is not deleted in this one).
+            r.problems.append(f"{row.id}: archive check failed, not cleaned up: {exc}")
 
     # -- acting -----------------------------------------------------------------------------
     async def _reserve(self, line: _Line) -> bool:

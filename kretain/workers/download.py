@@ -4,7 +4,8 @@
 a local ``.part``, an S3 multipart upload) in constant memory, resumes from what the sink
 already holds with ``Range``, checks the byte count against what Kaltura said the asset
 holds, and only then commits the sink (the sink verifies and places the file).
-``download_to`` is the same for a local path: ``<dest>.part``, fsync, rename. Neither
+``download_to`` is the same for a local path: ``<dest>.part``, fsync, rename (a convenience
+for one file; the workers open a sink on their ArchiveTarget and call download_to_sink). Neither
 retries: they raise a named :class:`DownloadError` and the caller asks
 :func:`is_retryable`. What the sink holds is kept whenever its bytes are a valid prefix
 (truncation, timeouts, connection loss, disk full) so the next attempt resumes.

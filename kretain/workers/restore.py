@@ -45,8 +45,14 @@ restore resuming a token (``uploadToken.get`` -> ``uploadedFileSize``) checks th
 chunk already on the server was announced with the archive's bytes before it continues
 with the rest; a token it cannot vouch for is deleted and the file sent again.
 
-The archive is read through ONE seam, :func:`_archive_files` (entry.json, and each file's
-size and an async byte stream from an offset), so another archive target needs one change.
+The archive is read through ONE seam, :func:`_archive_files`: the ArchiveTarget's
+``get_json`` (entry.json), ``stat`` (each file's size) and ``read(rel, start=...)`` (its
+bytes from an offset, in constant memory). The target is opened from the row's recorded
+``archive_uri`` (a directory or s3://bucket/prefix, with the S3 endpoint and region
+settings), or from ``--archive`` for a moved archive; each archive once per restore. An
+archive that cannot be read at all (ArchiveUnavailable: missing bucket, refused
+credentials) stops the restore and charges no entry; a store that fails one request fails
+that entry for this run.
 """
 
 from __future__ import annotations
@@ -59,12 +65,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlparse
 
 import structlog
 
 from kretain import archive, rules
-from kretain.errors import StateConflictError, StoreError
+from kretain.archive import ArchiveTarget, DownloadError, open_target
+from kretain.errors import ConfigError, StateConflictError, StoreError
 from kretain.kaltura.client import KalturaClient
 from kretain.kaltura.errors import (
     ApiError,
@@ -74,7 +80,7 @@ from kretain.kaltura.errors import (
     ServerError,
     TransportError,
 )
-from kretain.kaltura.transport import ByteSource, FileChanged, FilePart, local_file
+from kretain.kaltura.transport import ByteSource, FileChanged, FilePart
 from kretain.store import queries, transitions
 from kretain.store.db import Store
 from kretain.store.db import now as wall_now
@@ -135,7 +141,9 @@ class RestoreOptions:
     bandwidth: float | None = None  # upload bytes/s over all files; None = no cap
     concurrency: int = 2  # entries at once
     lease_seconds: int = 300
-    archive: Path | None = None  # read the archive here instead of where the backup wrote it
+    archive: str | Path | None = None  # read the archive here instead of the recorded one
+    s3_endpoint_url: str | None = None  # for an archive on an S3-compatible store
+    s3_region: str | None = None
 
     def __post_init__(self) -> None:
         if self.rate < 1 or self.window <= 0 or self.chunk_size < 1 or self.concurrency < 1:
@@ -204,54 +212,70 @@ class ArchivedEntry:
     files: dict[str, ArchivedFile]  # by the file names entry.json lists
 
 
-def archive_root(row: EntryRow, override: Path | None) -> Path:
-    """Where the entry's archive copy is: ``override``, else the archive its backup went
-    to. Raises _Refused when there is none (or it is not a local directory)."""
-    if override is not None:
-        return Path(override)
-    uri = row.archive_uri
-    if not uri:
-        raise _Refused("no archive copy is recorded for it (it was never backed up)")
-    parsed = urlparse(uri)
-    if parsed.scheme != "file":
-        raise _Refused(f"its archive {uri} is not a local directory; name one with --archive")
-    return Path(unquote(parsed.path))
+class _Archives:
+    """The archives one restore reads, each opened once (S3: one client), closed at the end."""
+
+    def __init__(self, opts: RestoreOptions) -> None:
+        self.opts = opts
+        self.targets: dict[str, ArchiveTarget] = {}
+
+    def of(self, row: EntryRow) -> ArchiveTarget:
+        """The entry's archive: ``--archive``, else the one its backup went to. Raises
+        _Refused when there is none (or it cannot be named as a target)."""
+        where = self.opts.archive if self.opts.archive is not None else row.archive_uri
+        if not where:
+            raise _Refused("no archive copy is recorded for it (it was never backed up)")
+        key = str(where)
+        if key not in self.targets:
+            try:
+                self.targets[key] = open_target(
+                    where, endpoint_url=self.opts.s3_endpoint_url, region=self.opts.s3_region
+                )
+            except ConfigError as exc:
+                raise _Refused(f"its archive cannot be opened: {exc}") from None
+        return self.targets[key]
+
+    async def aclose(self) -> None:
+        targets, self.targets = list(self.targets.values()), {}
+        for target in targets:
+            await target.aclose()
 
 
-async def _archive_files(root: Path, row: EntryRow, partner_id: int) -> ArchivedEntry:
-    """THE seam to the archive: the entry's entry.json, and for each file it lists, its
-    size now and a byte stream. (A local directory; an ArchiveTarget's get_json, stat and
-    read(rel, start=...) would replace the three calls below.)"""
+async def _archive_files(target: ArchiveTarget, row: EntryRow, partner_id: int) -> ArchivedEntry:
+    """THE seam to the archive: the entry's entry.json (get_json), and for each file it lists,
+    its size now (stat) and its bytes from an offset (read)."""
     try:
-        directory = archive.entry_dir(root, partner_id, row.id)
+        prefix = target.entry_prefix(partner_id, row.id)
     except archive.ArchivePathError as exc:
-        return ArchivedEntry(str(root), None, f"unusable archive path: {exc}", {})
-    location = str(directory)
+        return ArchivedEntry(target.uri, None, f"unusable archive path: {exc}", {})
+    location = f"{target.uri}/{prefix}"
     try:
-        doc = await asyncio.to_thread(archive.read_entry_json, directory)
-    except FileNotFoundError:
-        return ArchivedEntry(location, None, f"entry.json is missing in {location}", {})
+        doc = await target.get_json(f"{prefix}/{archive.ENTRY_JSON}")
     except (OSError, ValueError) as exc:
         return ArchivedEntry(location, None, f"entry.json in {location} is unreadable: {exc}", {})
+    if doc is None:
+        return ArchivedEntry(location, None, f"entry.json is missing in {location}", {})
     files: dict[str, ArchivedFile] = {}
     for item in doc.get("files") or []:
         name = item.get("file") if isinstance(item, dict) else None
         if not isinstance(name, str):
             continue
+        rel = f"{prefix}/{name}"
         try:
-            path = archive.safe_join(directory, name)
+            stat = await target.stat(archive.check_rel(rel))
         except archive.ArchivePathError:
             continue
-        size = await asyncio.to_thread(_size_of, path)
-        files[name] = ArchivedFile(str(path), size, local_file(path))
+        files[name] = ArchivedFile(
+            f"{target.uri}/{rel}", stat.size if stat is not None else None, _reader(target, rel)
+        )
     return ArchivedEntry(location, doc, None, files)
 
 
-def _size_of(path: Path) -> int | None:
-    try:
-        return path.stat().st_size if path.is_file() else None
-    except OSError:
-        return None
+def _reader(target: ArchiveTarget, rel: str) -> ByteSource:
+    def read(start: int) -> AsyncIterator[bytes]:
+        return target.read(rel, start=start)
+
+    return read
 
 
 @dataclass(frozen=True)
@@ -309,6 +333,7 @@ class _Restorer:
         self.limiters: dict[str, WindowLimiter] = {}
         self.bandwidth = RateLimiter(opts.bandwidth) if opts.bandwidth else None
         self.pending: dict[str, set[tuple[str, str | None]]] = {}
+        self.archives = _Archives(opts)
 
     def emit(self, event: str, **extra: Any) -> None:
         self.ctx.emit(event, **self.result.as_counts(), **extra)
@@ -430,7 +455,14 @@ class _Restorer:
             self.result.refused += 1
             await self._give_back(row, origin, "refused", str(exc))
             return True
-        except (_Failed, KalturaError, OSError, rules.WireValueError, ValueError) as exc:
+        except (
+            _Failed,
+            KalturaError,
+            DownloadError,
+            OSError,
+            rules.WireValueError,
+            ValueError,
+        ) as exc:
             self.result.failed += 1
             await self._give_back(row, origin, "failed", f"{type(exc).__name__}: {exc}")
             return True
@@ -585,7 +617,9 @@ class _Restorer:
     # ---- deleted: re-created from the archive -------------------------------------------
     async def _from_archive(self, row: EntryRow) -> EntryOutcome:
         await queries.start_restore(self.store, row.id, "archive", run_id=self.ctx.run_id)
-        job = await _checked_copy(self.store, row, self.opts, self.ctx.client.config.partner_id)
+        job = await _checked_copy(
+            self.store, row, self.opts, self.archives, self.ctx.client.config.partner_id
+        )
         progress = await queries.get_restore(self.store, row.id)
         started = progress.started_at if progress is not None else wall_now()
         work = _Job(self, row, job, started)
@@ -619,10 +653,9 @@ class _CheckedCopy:
     location: str
 
 
-async def _archived(row: EntryRow, opts: RestoreOptions, partner_id: int) -> ArchivedEntry:
-    root = archive_root(row, opts.archive)
+async def _archived(archives: _Archives, row: EntryRow, partner_id: int) -> ArchivedEntry:
     pid = row.partner_id if row.partner_id is not None else partner_id
-    return await _archive_files(root, row, pid)
+    return await _archive_files(archives.of(row), row, pid)
 
 
 def _read_plan(row: EntryRow, found: ArchivedEntry) -> rules.RestorePlan:
@@ -666,11 +699,11 @@ def _present(found: ArchivedEntry, plan: rules.RestorePlan) -> dict[str, Archive
 
 
 async def _checked_copy(
-    store: Store, row: EntryRow, opts: RestoreOptions, partner_id: int
+    store: Store, row: EntryRow, opts: RestoreOptions, archives: _Archives, partner_id: int
 ) -> _CheckedCopy:
     """Read entry.json and hash every file; refuse a copy that is missing, incomplete or
     whose sha256 differs from entry.json or from what the backup recorded."""
-    found = await _archived(row, opts, partner_id)
+    found = await _archived(archives, row, partner_id)
     plan = _read_plan(row, found)
     stored = _present(found, plan)
     recorded = {a.id: a.sha256 for a in await queries.assets_of(store, row.id) if a.sha256}
@@ -1146,21 +1179,24 @@ async def restore(
         if r.state not in queries.RESTORABLE_STATES:
             result.outcomes.append(EntryOutcome(r.id, str(r.state), "nothing", _why_not(r)))
     ids = [r.id for r in wanted]
-    for start in range(0, len(ids), 500):
-        chunk = frozenset(ids[start : start + 500])
-        loop = ClaimLoop(
-            ctx,
-            [ClaimPhase(queries.RESTORABLE_STATES, State.RESTORING, entry_ids=chunk)],
-            batch_size=1,
-            concurrency=opts.concurrency,
-            lease_seconds=opts.lease_seconds,
-        )
 
-        async def handle(rows: list[EntryRow]) -> list[str]:
-            # Rows that failed stay leased; the loop hands them back when it ends.
-            return [row.id for row in rows if await worker.entry(row)]
+    async def handle(rows: list[EntryRow]) -> list[str]:
+        # Rows that failed stay leased; the loop hands them back when it ends.
+        return [row.id for row in rows if await worker.entry(row)]
 
-        result.claimed += await loop.run(handle)
+    try:
+        for start in range(0, len(ids), 500):
+            chunk = frozenset(ids[start : start + 500])
+            loop = ClaimLoop(
+                ctx,
+                [ClaimPhase(queries.RESTORABLE_STATES, State.RESTORING, entry_ids=chunk)],
+                batch_size=1,
+                concurrency=opts.concurrency,
+                lease_seconds=opts.lease_seconds,
+            )
+            result.claimed += await loop.run(handle)
+    finally:
+        await worker.archives.aclose()
     seen = {o.entry_id for o in result.outcomes}
     for r in wanted:
         if r.id not in seen:  # moved on, or held by another run, since it was selected
@@ -1202,20 +1238,26 @@ async def plan_restore(
     and Kaltura (is it still in the recycle bin?). Changes nothing anywhere."""
     out: list[EntryOutcome] = []
     pid = client.config.partner_id
-    for row in rows:
-        state = str(row.state)
-        if row.state not in queries.RESTORABLE_STATES:
-            out.append(EntryOutcome(row.id, state, "nothing", _why_not(row)))
-            continue
-        try:
-            out.append(await _plan_one(store, client, row, options, pid))
-        except _Refused as exc:
-            out.append(EntryOutcome(row.id, state, "would_refuse", str(exc)))
+    archives = _Archives(options)
+    try:
+        for row in rows:
+            state = str(row.state)
+            if row.state not in queries.RESTORABLE_STATES:
+                out.append(EntryOutcome(row.id, state, "nothing", _why_not(row)))
+                continue
+            try:
+                out.append(await _plan_one(store, client, row, archives, pid))
+            except _Refused as exc:
+                out.append(EntryOutcome(row.id, state, "would_refuse", str(exc)))
+            except DownloadError as exc:  # the store failed a request: say so, go on
+                out.append(EntryOutcome(row.id, state, "unknown", f"archive not read: {exc}"))
+    finally:
+        await archives.aclose()
     return out
 
 
 async def _plan_one(
-    store: Store, client: KalturaClient, row: EntryRow, opts: RestoreOptions, pid: int
+    store: Store, client: KalturaClient, row: EntryRow, archives: _Archives, pid: int
 ) -> EntryOutcome:
     state = str(row.state)
     if row.state == State.STRIPPED:
@@ -1243,7 +1285,7 @@ async def _plan_one(
                 row.id, state, "would_unrecycle",
                 "already out of the recycle bin: recorded as restored, no call",
             )  # fmt: skip
-    found_copy = await _archived(row, opts, pid)
+    found_copy = await _archived(archives, row, pid)
     plan = _read_plan(row, found_copy)
     _present(found_copy, plan)
     size = sum(f.size for f in plan.files)

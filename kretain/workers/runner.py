@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import structlog
 
+from kretain.archive import ArchiveTarget, open_target
 from kretain.config import Settings
 from kretain.errors import ConfigError
 from kretain.kaltura.client import ClientConfig, KalturaClient
@@ -88,6 +89,16 @@ def client_config(settings: Settings, **overrides: Any) -> ClientConfig:
 def archive_configured(settings: Settings) -> bool:
     """An archive counts as configured only when the user named one (flag, env or toml)."""
     return "archive" in settings.sources
+
+
+def archive_target(settings: Settings, where: str | Path | None = None) -> ArchiveTarget:
+    """The archive ``where`` (default: the configured one) as a target, with the S3 endpoint
+    and region settings. Nothing is contacted until it is used; close it when done."""
+    return open_target(
+        where if where is not None else settings.archive,
+        endpoint_url=settings.s3_endpoint_url,
+        region=settings.s3_region,
+    )
 
 
 async def run_pipeline(
@@ -226,13 +237,34 @@ async def _stages(
     ctx.outcome("size", **sized)
     if progress is not None:
         progress("size.done", **sized)
+    # The archive is opened once for the run's backup and delete stages (S3: one client).
+    wants_archive = want_backup or (delete_request is not None and archive_configured(settings))
+    async with contextlib.AsyncExitStack() as stack:
+        target = (
+            await stack.enter_async_context(archive_target(settings)) if wants_archive else None
+        )
+        await _archive_stages(ctx, settings, report, target, want_backup, progress,
+                              delete_request, store.path)  # fmt: skip
+
+
+async def _archive_stages(
+    ctx: RunContext,
+    settings: Settings,
+    report: RunReport,
+    target: ArchiveTarget | None,
+    want_backup: bool,
+    progress: Progress,
+    delete_request: DeleteRequest | None,
+    db_path: Path,
+) -> None:
     if want_backup:
         from kretain.workers.backup import BackupOptions, backup
 
+        assert target is not None
         ctx.progress = progress
         backed = await backup(
             ctx,
-            archive_root=settings.archive,
+            archive=target,
             options=BackupOptions(concurrency=max(1, min(settings.concurrency, 8))),
         )
         report.stages["backup"] = backed.as_counts()
@@ -250,8 +282,8 @@ async def _stages(
                 window=settings.delete_window,
                 recycle_retention_days=settings.recycle_retention_days,
                 notice_days=settings.notice_days,
-                archive_root=settings.archive if archive_configured(settings) else None,
-                plan_path=plan_path_for(store.path, report.run_id),
+                archive=target if archive_configured(settings) else None,
+                plan_path=plan_path_for(db_path, report.run_id),
             ),
         )
         report.delete = result

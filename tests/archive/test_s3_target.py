@@ -90,10 +90,12 @@ async def test_a_part_corrupted_after_hashing_is_refused(
     rel = "1/0_bd/flavor-0_bd.mp4"
     real_send = S3Sink._send_part
 
-    async def corrupting(self: S3Sink, number: int, part: bytes, digest: bytes) -> None:
+    async def corrupting(
+        self: S3Sink, number: int, part: bytearray, digest: bytes, *rest: int
+    ) -> None:
         if number == 2:  # damaged after its digest was taken
             part = part[:100] + bytes([part[100] ^ 0xFF]) + part[101:]
-        await real_send(self, number, part, digest)
+        await real_send(self, number, part, digest, *rest)
 
     monkeypatch.setattr(S3Sink, "_send_part", corrupting)
     sink = await s3.open_sink(rel, expected_size=len(DATA))

@@ -17,7 +17,7 @@ from kretain.archive import (
     read_entry_json,
     safe_join,
     sanitize_extension,
-    write_entry_json,
+    write_json_atomic,
 )
 
 HOSTILE = [
@@ -141,19 +141,21 @@ def test_safe_join_allows_root_itself_and_children(tmp_path: Path) -> None:
 def test_write_entry_json_atomic_and_replaces(tmp_path: Path) -> None:
     d = tmp_path / "1" / "0_abc"
     meta = {"id": "0_abc", "name": "Ünïcode title", "assets": {"0_cap1": "English"}}
-    path = write_entry_json(d, meta)
+    path = write_json_atomic(d / "entry.json", meta)
     assert path == d / "entry.json"
     assert json.loads(path.read_text(encoding="utf-8")) == meta
     assert read_entry_json(d) == meta
-    write_entry_json(d, {"id": "0_abc", "v": 2})
+    write_json_atomic(d / "entry.json", {"id": "0_abc", "v": 2})
     assert read_entry_json(d) == {"id": "0_abc", "v": 2}
     assert sorted(os.listdir(d)) == ["entry.json"]  # no temp files left behind
 
 
 def test_write_entry_json_failure_leaves_old_file(tmp_path: Path) -> None:
-    write_entry_json(tmp_path, {"v": 1})
+    write_json_atomic(tmp_path / "entry.json", {"v": 1})
     with pytest.raises(ValueError):
-        write_entry_json(tmp_path, {"v": float("nan"), "bad": object.__new__(_Unserializable)})
+        write_json_atomic(
+            tmp_path / "entry.json", {"v": float("nan"), "bad": object.__new__(_Unserializable)}
+        )
     assert read_entry_json(tmp_path) == {"v": 1}
     assert sorted(os.listdir(tmp_path)) == ["entry.json"]
 

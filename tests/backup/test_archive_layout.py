@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from kretain.archive import asset_filename, entry_dir, read_entry_json, write_entry_json
+from kretain.archive import (
+    ENTRY_JSON,
+    asset_filename,
+    entry_dir,
+    read_entry_json,
+    write_json_atomic,
+)
 from kretain.kaltura import ClientConfig, KalturaClient
 from kretain.simulator.content import content_sha256
 from kretain.simulator.partner import PartnerSpec
@@ -74,7 +80,7 @@ async def test_archive_one_entry_with_client_urls(sim: RunningSimulator, tmp_pat
             }
 
         records = await asyncio.gather(*(one(a) for a in assets))
-    write_entry_json(directory, {"id": entry_id, "assets": records})
+    write_json_atomic(directory / ENTRY_JSON, {"id": entry_id, "assets": records})
 
     meta = read_entry_json(directory)
     files = sorted(p.name for p in directory.iterdir())

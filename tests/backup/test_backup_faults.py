@@ -21,6 +21,7 @@ from test_backup_support import (
 )
 
 from kretain import archive
+from kretain.archive import layout
 from kretain.simulator.testing import RunningSimulator
 from kretain.store import queries
 from kretain.store.states import AssetBackupState, State
@@ -217,20 +218,20 @@ async def test_an_archive_that_stops_taking_writes_charges_no_entry(
     entry goes back to sized with no attempt counted, and a later run archives it."""
     eid = ENTRIES["image_c"]
     root = tmp_path / "archive"
-    real_write = archive.write_entry_json
+    real_write = layout.write_json_atomic
 
-    def no_room(directory, metadata):  # fault injection at the file-system edge
-        raise OSError(errno.ENOSPC, "No space left on device", str(directory / "entry.json"))
+    def no_room(path, doc):  # fault injection at the file-system edge
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
     async with store_at(tmp_path / "k.db") as store, client_for(sim) as client:
         await make_sized(store, client, sim, [eid])
-        monkeypatch.setattr(archive, "write_entry_json", no_room)
+        monkeypatch.setattr(layout, "write_json_atomic", no_room)
         for _ in range(3):
             with pytest.raises(BackupDiskFull, match="disk full"):
                 await run_backup(store, client, root, **FAST)
         row = await queries.get_entry(store, eid)
         assert row is not None and row.state == State.SIZED
         assert (row.backup_attempts, row.lease_owner) == (0, None)
-        monkeypatch.setattr(archive, "write_entry_json", real_write)
+        monkeypatch.setattr(layout, "write_json_atomic", real_write)
         result = await run_backup(store, client, root, **FAST)
         assert result.archived == 1 and result.files_reused >= 1  # the files were kept

@@ -46,7 +46,7 @@ async def main(db, root, url, partner_id, secret):
     async with KalturaClient(config) as client, await open_store(db) as store:
         run_id = await queries.start_run(store, "driver", {})
         ctx = make_ctx(store, client, run_id, policy=everything())
-        await backup(ctx, archive_root=Path(root),
+        await backup(ctx, archive=Path(root),
                      options=BackupOptions(concurrency=1, file_concurrency=1, lease_seconds=3))
 
 asyncio.run(main(*sys.argv[1:]))
@@ -107,7 +107,7 @@ async def test_sigkill_mid_file_then_resume_downloads_only_the_rest(tmp_path: Pa
                 if a.kind != "flavor" and a.backup_state != AssetBackupState.VERIFIED
             )
             served = sim.stats.bytes_served
-            result = await backup(backup_ctx(store, client, run_id), archive_root=root)
+            result = await backup(backup_ctx(store, client, run_id), archive=root)
             assert result.archived == 1 and result.bytes_resumed == kept
             # Only the remainder of the big file (plus the files not started) went out again.
             assert sim.stats.bytes_served - served == (size - kept) + rest

@@ -32,7 +32,7 @@ async def test_heartbeat_renews_the_lease_and_records_progress(tmp_path: Path) -
             task = asyncio.create_task(
                 backup(
                     backup_ctx(store, client, run_id),
-                    archive_root=tmp_path / "a",
+                    archive=tmp_path / "a",
                     options=BackupOptions(lease_seconds=3, file_concurrency=1),
                 )
             )

@@ -17,6 +17,7 @@ from typing import Any
 
 from ctxhelpers import everything, make_ctx
 
+from kretain.archive.local import DEFAULT_MIN_FREE_BYTES, LocalFS, LocalTarget
 from kretain.kaltura.client import ClientConfig, KalturaClient
 from kretain.simulator.content import content_sha256
 from kretain.simulator.partner import PartnerSpec
@@ -103,11 +104,20 @@ def backup_ctx(store: Store, client: KalturaClient, run_id: int, **kw: Any) -> R
 
 
 async def run_backup(
-    store: Store, client: KalturaClient, root: Path, *, progress: Any = None, **options: Any
+    store: Store,
+    client: KalturaClient,
+    root: Path,
+    *,
+    progress: Any = None,
+    min_free_bytes: int = DEFAULT_MIN_FREE_BYTES,
+    fs: LocalFS | None = None,
+    **options: Any,
 ) -> BackupResult:
-    """backup() as the tests call it: into ``root``, as a new run, backup's defaults."""
+    """backup() as the tests call it: into the directory ``root`` (kept-free margin and
+    file-system seam as given), as a new run, backup's defaults otherwise."""
     ctx = backup_ctx(store, client, await new_run(store), progress=progress)
-    return await backup(ctx, archive_root=root, options=BackupOptions(**options))
+    target = LocalTarget(root, min_free_bytes=min_free_bytes, fs=fs)
+    return await backup(ctx, archive=target, options=BackupOptions(**options))
 
 
 async def make_sized(

@@ -60,7 +60,7 @@ async def test_verify_catches_damage_and_the_next_backup_repairs_it(
         first = await run_backup(store, client, root)
         assert first.archived == len(IDS)
 
-        clean = await verify(store, archive_root=root, checksums=True, progress=None)
+        clean = await verify(store, archive=root, checksums=True, progress=None)
         assert (clean.checked, clean.ok, clean.damaged) == (len(IDS), len(IDS), 0)
         assert clean.bytes_hashed > 0
 
@@ -80,7 +80,7 @@ async def test_verify_catches_damage_and_the_next_backup_repairs_it(
         (archive.entry_dir(root, SPEC.partner_id, nojson) / "entry.json").unlink()
 
         # Without checksums: size and presence only, so the flipped byte goes unnoticed.
-        plain = await verify(store, archive_root=root, checksums=False, progress=None)
+        plain = await verify(store, archive=root, checksums=False, progress=None)
         assert set(plain.damaged_entries) == {cut, gone, nojson}
         assert plain.ok == 2 and plain.bytes_hashed == 0
         for eid in (cut, gone, nojson):
@@ -92,7 +92,7 @@ async def test_verify_catches_damage_and_the_next_backup_repairs_it(
         assert await state_of(store, flip) == State.ARCHIVED
 
         # With checksums the flipped byte is caught.
-        deep = await verify(store, archive_root=root, checksums=True, progress=None)
+        deep = await verify(store, archive=root, checksums=True, progress=None)
         assert set(deep.damaged_entries) == {flip} and deep.ok == 1
         assert await state_of(store, flip) == State.SIZED
         assert "sha256 mismatch" in (await _events(store, flip))[-1]
@@ -110,7 +110,7 @@ async def test_verify_catches_damage_and_the_next_backup_repairs_it(
         # Only the removed and missing files were fetched again.
         refetched = sum(true_sha(sim, i)[0] for i in (flipped_id, truncated_id, removed_id))
         assert sim.stats.bytes_served - served == refetched
-        final = await verify(store, archive_root=root, checksums=True, progress=None)
+        final = await verify(store, archive=root, checksums=True, progress=None)
         assert (final.ok, final.damaged) == (len(IDS), 0)
         assert sha256_of(flipped) == true_sha(sim, flipped_id)[1]
         assert sha256_of(removed) == true_sha(sim, removed_id)[1]
@@ -129,14 +129,14 @@ async def test_a_wrong_archive_root_is_refused_and_nothing_is_demoted(
         elsewhere.mkdir()
         for wrong, why in ((tmp_path / "missing", "does not exist"), (elsewhere, "backed up to")):
             with pytest.raises(ArchiveUnavailable, match=why):
-                await verify(store, archive_root=wrong, checksums=True)
+                await verify(store, archive=wrong, checksums=True)
         # Rows archived before the location was recorded: an empty root is refused too.
         await store.executemany("UPDATE entries SET archive_uri = NULL WHERE id = ?", [[IDS[0]]])
         await store.executemany("UPDATE entries SET archive_uri = NULL WHERE id = ?", [[IDS[1]]])
         with pytest.raises(ArchiveUnavailable, match="none of the archived entries"):
-            await verify(store, archive_root=elsewhere, checksums=True)
+            await verify(store, archive=elsewhere, checksums=True)
         assert {await state_of(store, e) for e in IDS[:2]} == {State.ARCHIVED}
-        assert (await verify(store, archive_root=root, checksums=True)).ok == 2
+        assert (await verify(store, archive=root, checksums=True)).ok == 2
 
 
 async def test_verify_without_a_named_archive_uses_the_recorded_one(
@@ -146,5 +146,5 @@ async def test_verify_without_a_named_archive_uses_the_recorded_one(
     async with store_at(tmp_path / "k.db") as store, client_for(sim) as client:
         await make_sized(store, client, sim, IDS[:1])
         await run_backup(store, client, root)
-        result = await verify(store, archive_root=None, checksums=True)
+        result = await verify(store, archive=None, checksums=True)
         assert (result.checked, result.ok) == (1, 1)

@@ -52,10 +52,12 @@ def test_lost_answers_are_recorded_exactly_once(setup: Setup) -> None:
 
 
 def test_a_partner_limit_below_the_configured_rate(setup: Setup) -> None:
-    setup.sim.knobs.set_rate_limit("baseEntry.delete", 5, 1.0)
+    # 2-second windows: a loaded test machine delays some calls by a good part of a second,
+    # which would blur 1-second windows (Kaltura's are 10 s).
+    setup.sim.knobs.set_rate_limit("baseEntry.delete", 10, 2.0)
     result = setup.run(
         "--delete", "--yes", "--max-deletes", "40",
-        KRETAIN_DELETE_RATE="8", KRETAIN_DELETE_WINDOW="1",
+        KRETAIN_DELETE_RATE="13", KRETAIN_DELETE_WINDOW="2",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     calls = [
@@ -64,7 +66,7 @@ def test_a_partner_limit_below_the_configured_rate(setup: Setup) -> None:
     blocked = [m for m in calls if m["outcome"] == "ACTION_BLOCKED"]
     assert len(calls) - len(blocked) >= 20
     assert len(blocked) <= 0.15 * len(calls)  # it slowed down instead of hammering
-    assert max_in_window(admitted_times(setup.sim.mutations, "baseEntry.delete"), 1.0) <= 5
+    assert max_in_window(admitted_times(setup.sim.mutations, "baseEntry.delete"), 2.0) <= 10
     assert "ACTION_BLOCKED" in result.output  # the pace table reports it
 
 
