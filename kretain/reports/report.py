@@ -19,14 +19,15 @@ The HTML page needs nothing at view time: inline SVG charts and CSS, no script, 
 it survives mail attachments and print-to-PDF. Markdown carries the same sections and tables,
 with text bars in place of charts (report_render.py lays both out).
 
-Every figure comes from SQL (report_queries.py, and summary.py's own table for the headline,
-media types and the seed's summary); Python only adds up grouped rows. In the HTML each figure
-carries ``data-figure="key"`` and ``data-value`` (exact, unformatted), on the table cell and on
-the bar that draws it, so a test (or a program) can read the numbers back.
+Every figure comes from SQL, in two passes over `entries`: summary.py's groups by rule and owner
+(the seed's summary table, and from it the headline, the media types and the owners) and
+report_queries.py's cube (everything else); Python only adds up grouped rows. In the HTML each
+figure carries ``data-figure="key"`` and ``data-value`` (exact, unformatted), on the table cell
+and on the bar that draws it, so a test (or a program) can read the numbers back.
 
 All queries run in one read transaction: a run writing meanwhile cannot make two charts
 disagree (WAL readers see one committed snapshot and never block the writer). They read the
-table front to back (report_queries.sequential_reads). Ctrl-C, inside the CLI's
+table front to back (summary.sequential_reads). Ctrl-C, inside the CLI's
 query.sigint_stops_queries, stops the running statement at once: ReportInterrupted (exit 130).
 """
 
@@ -60,11 +61,10 @@ from kretain.reports.report_queries import (
     OwnerRow,
     Timeline,
     read_cube,
-    read_owners,
     read_partner,
     read_runs,
-    sequential_reads,
     timeline,
+    top_owners,
 )
 from kretain.reports.report_render import (
     Block,
@@ -81,7 +81,15 @@ from kretain.reports.report_render import (
     to_html,
     to_markdown,
 )
-from kretain.reports.summary import NO_RULE, PENDING_STATES, summary_report, two_places
+from kretain.reports.summary import (
+    IN_POLICY_STATES,
+    NO_RULE,
+    PENDING_STATES,
+    read_owner_groups,
+    sequential_reads,
+    summary_table,
+    two_places,
+)
 from kretain.store.db import Store, open_store
 from kretain.store.models import RunRow
 from kretain.store.states import State
@@ -271,14 +279,13 @@ async def build_report(
     async with sequential_reads(store):
         await store.fetchall("BEGIN")
         try:
-            summary = await summary_report(store, rule_names=_rule_order(policy))
-            summary.rows = list(summary.rows)
+            groups = await read_owner_groups(store, IN_POLICY_STATES)
             cube = await read_cube(store)
-            owners = await read_owners(store, TOP_OWNERS)
             partner = await read_partner(store)
             last_run, run_as_of = await read_runs(store)
         finally:
             await store.fetchall("COMMIT")
+    summary = summary_table(groups, IN_POLICY_STATES, rule_names=_rule_order(policy))
     removals = timeline(cube)
     rules = summary.headers[1:-1]
     as_of = date.fromisoformat(run_as_of) if run_as_of else fallback_as_of
@@ -300,7 +307,7 @@ async def build_report(
         by_rule=_by_rule(cube, rules),
         years=list(range(years[0], years[-1] + 1)) if years else [],
         by_year=by_year,
-        owners=owners,
+        owners=top_owners(groups, TOP_OWNERS),
         stages=_sum_by(cube, _stage),
         backup_planned=_total(cube, lambda r: r.in_policy and r.action == "delete_entry"),
         # verify sends a row whose copy is damaged back to sized, archived_at still set.

@@ -1,17 +1,20 @@
-"""The SQL behind `kretain report`: two GROUP BY passes over `entries`, and the runs.
+"""The SQL behind `kretain report` (the cube, the runs) and the figures made from grouped rows.
 
 Names (async; ``store`` is an open read-only :class:`kretain.store.db.Store`):
-    sequential_reads(store) -> async context manager: in it, `entries` is read front to back
     read_cube(store) -> list[CubeRow]            every entry, grouped (one pass)
-    read_owners(store, limit=20) -> list[OwnerRow]   in-policy storage by owner, largest first
     read_partner(store) -> int | None            the partner id of the entries
     read_runs(store) -> (last run | None, as_of of the latest run that recorded one | None)
+    top_owners(groups, limit=20) -> list[OwnerRow]   in-policy storage by owner, largest first
+                                                 (from summary.read_owner_groups)
     timeline(cube) -> Timeline                   removals per day, week or month (from the cube)
     HELD_PREFIX_CHARS, REMOVED_STATES
 
+The report reads the table in two passes: summary.py's GROUP BY rule and owner (the seed's
+table, the headline, media types and the owners) and the cube here.
+
 The cube holds one row per (state, policy, action, creation year, held-back reason, backed up
-or not, day removed, recycled first): every figure of the report except the owners is a sum
-over its rows, so the table is read once for all charts. Python only adds up these groups (a
+or not, day removed, recycled first): every figure of the report that is not the summary's is a
+sum over its rows. Python only adds up these groups (a
 few thousand at most); nothing is read per entry.
 
 When removals happened comes from the per-state timestamps (deleted_at, recycled_at,
@@ -22,14 +25,13 @@ reading the events table, which grows by several rows per entry and run.
 
 from __future__ import annotations
 
-import contextlib
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 from kretain.reports.status import ERROR_PREFIX_CHARS
-from kretain.reports.summary import IN_POLICY_STATES
+from kretain.reports.summary import IN_POLICY_STATES, OwnerGroup
 from kretain.store import queries
 from kretain.store.db import Store
 from kretain.store.models import RunRow
@@ -43,11 +45,10 @@ __all__ = [
     "Timeline",
     "TimelineRow",
     "read_cube",
-    "read_owners",
     "read_partner",
     "read_runs",
-    "sequential_reads",
     "timeline",
+    "top_owners",
 ]
 
 HELD_PREFIX_CHARS = ERROR_PREFIX_CHARS
@@ -60,24 +61,6 @@ _MEDIA_IMAGE = 2
 
 def _marks(values: Iterable[str]) -> str:
     return ", ".join(f"'{v}'" for v in values)
-
-
-@contextlib.asynccontextmanager
-async def sequential_reads(store: Store) -> AsyncIterator[None]:
-    """Inside, `entries` on this connection is a temporary view of the table that uses no
-    index.
-
-    Every query of the report (summary.py's too) aggregates most of the table. Through an
-    index on state, SQLite would fetch each row by its rowid in index order, a random read
-    per row of a table whose rows carry the whole wire object (1.5 GB at a million entries,
-    and far slower still from a cold disk); reading it front to back is one sequential pass.
-    The view changes no result: it selects every row and column of `main.entries`.
-    """
-    await store.fetchall("CREATE TEMP VIEW entries AS SELECT * FROM main.entries NOT INDEXED")
-    try:
-        yield
-    finally:
-        await store.fetchall("DROP VIEW temp.entries")
 
 
 _REMOVED_AT = (
@@ -163,24 +146,19 @@ class OwnerRow:
     bytes_saved: int
 
 
-_OWNERS_SQL = f"""
-SELECT owner, count(*),
-       coalesce(sum(CASE WHEN media_type IS {_MEDIA_IMAGE} THEN 0
-                    ELSE coalesce(duration, 0) END), 0),
-       coalesce(sum(bytes_saved), 0) AS saved
-FROM entries
-WHERE state IN ({_marks(IN_POLICY_STATES)})
-GROUP BY owner
-ORDER BY saved DESC, count(*) DESC, owner IS NULL, owner
-LIMIT ?
-"""
-
-
-async def read_owners(store: Store, limit: int = 20) -> list[OwnerRow]:
-    """The ``limit`` owners with the most in-policy storage (entries without an owner form one
-    group, owner None). Ties: more entries first, then by name."""
-    rows = await store.fetchall(_OWNERS_SQL, (limit,))
-    return [OwnerRow(r[0], int(r[1]), int(r[2]), int(r[3])) for r in rows]
+def top_owners(groups: Iterable[OwnerGroup], limit: int = 20) -> list[OwnerRow]:
+    """The ``limit`` owners with the most storage in ``groups`` (summary.read_owner_groups of
+    the in-policy states), their rules added up; entries without an owner form one group,
+    owner None. Ties: more entries first, then by name."""
+    by_owner: dict[str | None, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for g in groups:
+        total = by_owner[g.owner]
+        total[0] += g.entries
+        total[1] += g.seconds
+        total[2] += g.bytes_saved
+    rows = [OwnerRow(owner, n, seconds, saved) for owner, (n, seconds, saved) in by_owner.items()]
+    rows.sort(key=lambda o: (-o.bytes_saved, -o.entries, o.owner is None, o.owner or ""))
+    return rows[:limit]
 
 
 async def read_partner(store: Store) -> int | None:

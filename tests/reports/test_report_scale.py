@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from kretain.reports.report_queries import sequential_reads
-from kretain.reports.summary import summary_report
+from kretain.reports.summary import sequential_reads, summary_report
 from kretain.store import open_store
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "report.py"
