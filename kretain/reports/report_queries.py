@@ -67,26 +67,46 @@ _REMOVED_AT = (
     "CASE state WHEN 'stripped' THEN stripped_at WHEN 'recycled' THEN recycled_at "
     "WHEN 'deleted' THEN coalesce(recycled_at, deleted_at) END"
 )
+# The cube's groups. SQLite's GROUP BY sorts every row before it adds them up, which at a
+# million rows costs more than reading them; here each row is added to its group where it
+# stands, in a temporary table keyed by the group (an upsert: a hash aggregate, in effect),
+# about twice as fast. The key cannot hold NULL (NULLs never conflict), so "none" is '' for
+# text, 0 for the year and -1 for the day. The columns that tell most groups apart come first.
+_CUBE_TABLE = """
+CREATE TEMP TABLE report_cube (
+    removed_day INTEGER NOT NULL, year INTEGER NOT NULL, state TEXT NOT NULL,
+    policy TEXT NOT NULL, action TEXT NOT NULL, held TEXT NOT NULL,
+    backed_up INTEGER NOT NULL, recycled_first INTEGER NOT NULL,
+    entries INTEGER NOT NULL, bytes_saved INTEGER NOT NULL, unsized INTEGER NOT NULL,
+    bytes_freed INTEGER NOT NULL,
+    PRIMARY KEY (removed_day, year, state, policy, action, held, backed_up, recycled_first)
+) WITHOUT ROWID
+"""
 # held: the reason's prefix before ":" (like status.py's error groups), else its first
 # HELD_PREFIX_CHARS characters, so free-text reasons still fall into few groups. Year only for
 # the candidates (the charts by year show them), so the other rows make few groups.
-_CUBE_SQL = f"""
-SELECT state, policy, action,
+# "WHERE true" is SQLite's way of telling the upsert's ON from a join's.
+_CUBE_FILL = f"""
+INSERT INTO temp.report_cube
+SELECT coalesce({_REMOVED_AT} / {DAY}, -1),
        CASE WHEN state IN ({_marks(IN_POLICY_STATES)})
-            THEN CAST(strftime('%Y', created_at, 'unixepoch') AS INTEGER) END AS year,
-       CASE WHEN held_reason IS NULL THEN NULL
+            THEN CAST(strftime('%Y', created_at, 'unixepoch') AS INTEGER) ELSE 0 END,
+       state,
+       coalesce(policy, ''),
+       coalesce(action, ''),
+       CASE WHEN held_reason IS NULL THEN ''
             WHEN instr(held_reason, ':') BETWEEN 2 AND {HELD_PREFIX_CHARS}
             THEN trim(substr(held_reason, 1, instr(held_reason, ':') - 1))
-            ELSE trim(substr(held_reason, 1, {HELD_PREFIX_CHARS})) END AS held,
-       archived_at IS NOT NULL AS backed_up,
-       {_REMOVED_AT} / {DAY} AS removed_day,
-       state = 'deleted' AND recycled_at IS NOT NULL AS recycled_first,
-       count(*),
-       coalesce(sum(bytes_saved), 0),
-       coalesce(sum(bytes_saved IS NULL), 0),
-       coalesce(sum(bytes_freed), 0)
-FROM entries
-GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+            ELSE trim(substr(held_reason, 1, {HELD_PREFIX_CHARS})) END,
+       archived_at IS NOT NULL,
+       state = 'deleted' AND recycled_at IS NOT NULL,
+       1, coalesce(bytes_saved, 0), bytes_saved IS NULL, coalesce(bytes_freed, 0)
+FROM entries WHERE true
+ON CONFLICT (removed_day, year, state, policy, action, held, backed_up, recycled_first)
+DO UPDATE SET entries = entries + 1,
+              bytes_saved = bytes_saved + excluded.bytes_saved,
+              unsized = unsized + excluded.unsized,
+              bytes_freed = bytes_freed + excluded.bytes_freed
 """
 
 
@@ -118,16 +138,25 @@ class CubeRow:
 
 
 async def read_cube(store: Store) -> list[CubeRow]:
-    rows = await store.fetchall(_CUBE_SQL)
+    """Every entry, grouped (see CubeRow); one pass over `entries`."""
+    await store.fetchall(_CUBE_TABLE)
+    try:
+        await store.fetchall(_CUBE_FILL)
+        rows = await store.fetchall(
+            "SELECT state, policy, action, year, held, backed_up, removed_day, recycled_first, "
+            "entries, bytes_saved, unsized, bytes_freed FROM temp.report_cube"
+        )
+    finally:
+        await store.fetchall("DROP TABLE temp.report_cube")
     return [
         CubeRow(
             state=r[0],
-            policy=r[1],
-            action=r[2],
-            year=None if r[3] is None else int(r[3]),
+            policy=r[1] or None,
+            action=r[2] or None,
+            year=int(r[3]) or None,
             held=r[4] or None,
             backed_up=bool(r[5]),
-            removed_day=None if r[6] is None else int(r[6]),
+            removed_day=None if r[6] < 0 else int(r[6]),
             recycled_first=bool(r[7]),
             entries=int(r[8]),
             bytes_saved=int(r[9]),

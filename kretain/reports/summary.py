@@ -40,9 +40,8 @@ from __future__ import annotations
 import contextlib
 from collections import defaultdict
 from collections.abc import AsyncIterator, Collection, Iterable, Sequence
-from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import humanize
 
@@ -134,8 +133,7 @@ async def sequential_reads(store: Store) -> AsyncIterator[None]:
         await store.fetchall("DROP VIEW temp.entries")
 
 
-@dataclass(frozen=True, slots=True)
-class OwnerGroup:
+class OwnerGroup(NamedTuple):
     """The selected entries of one rule (None: no rule) and one owner (None: no owner)."""
 
     policy: str | None
@@ -176,27 +174,28 @@ GROUP BY owner, policy
 async def read_owner_groups(store: Store, states: Sequence[str]) -> list[OwnerGroup]:
     """The entries in ``states`` (checked names, see check_states), grouped by rule and owner."""
     sql = _OWNER_GROUPS_SQL.format(marks=",".join("?" * len(states)))
-    return [
-        OwnerGroup(r[0], r[1], *(int(v) for v in list(r)[2:]))
-        for r in await store.fetchall(sql, tuple(states))
-    ]
+    return [OwnerGroup(*r) for r in await store.fetchall(sql, tuple(states))]
 
 
-def _column(groups: Iterable[OwnerGroup]) -> list[Any]:
+def _column(groups: Sequence[OwnerGroup]) -> list[Any]:
     """The metric values, in row order, of the groups of one column."""
-    groups = list(groups)
     owners = {g.owner for g in groups if g.owner is not None}
     unplayed = {g.owner for g in groups if g.owner is not None and g.unplayed}
-    seconds = sum(g.seconds for g in groups)
-    saved = sum(g.bytes_saved for g in groups)
+    # The count columns (entries ... unsized) of every group, added up column by column.
+    sums = [sum(column) for column in zip(*(g[2:] for g in groups), strict=True)]
+    entries, _, video, audio, image, youtube, quiz, youtube_quiz, seconds, saved, unsized = (
+        sums or [0] * 11
+    )
     return [
-        sum(g.entries for g in groups),
+        entries,
         len(owners),
         len(unplayed),
-        *(
-            sum(getattr(g, name) for g in groups)
-            for name in ("video", "audio", "image", "youtube", "quiz", "youtube_quiz")
-        ),
+        video,
+        audio,
+        image,
+        youtube,
+        quiz,
+        youtube_quiz,
         seconds,
         two_places(Decimal(seconds) / 3600),
         saved,
@@ -204,7 +203,7 @@ def _column(groups: Iterable[OwnerGroup]) -> list[Any]:
         two_places(Decimal(saved) / 1024**3),
         two_places(Decimal(saved) / 1024**4),
         humanize.naturalsize(saved, binary=True),
-        sum(g.unsized for g in groups),
+        unsized,
     ]
 
 
