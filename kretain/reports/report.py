@@ -25,14 +25,17 @@ report_queries.py's cube (everything else); Python only adds up grouped rows. In
 figure carries ``data-figure="key"`` and ``data-value`` (exact, unformatted), on the table cell
 and on the bar that draws it, so a test (or a program) can read the numbers back.
 
-All queries run in one read transaction: a run writing meanwhile cannot make two charts
-disagree (WAL readers see one committed snapshot and never block the writer). They read the
-table front to back (summary.sequential_reads). Ctrl-C, inside the CLI's
-query.sigint_stops_queries, stops the running statement at once: ReportInterrupted (exit 130).
+All queries read one committed state: a run writing meanwhile cannot make two charts disagree
+(WAL readers see one snapshot and never block the writer). The two passes run at once, on the
+caller's connection and a second one whose read transaction is checked to see the same state
+(report_queries.twin_readers), and read the table front to back (summary.sequential_reads).
+Ctrl-C, inside the CLI's query.sigint_stops_queries, stops the running statements at once:
+ReportInterrupted (exit 130).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import os
@@ -65,6 +68,7 @@ from kretain.reports.report_queries import (
     read_runs,
     timeline,
     top_owners,
+    twin_readers,
 )
 from kretain.reports.report_render import (
     Block,
@@ -86,7 +90,6 @@ from kretain.reports.summary import (
     NO_RULE,
     PENDING_STATES,
     read_owner_groups,
-    sequential_reads,
     summary_table,
     two_places,
 )
@@ -271,20 +274,18 @@ async def build_report(
     hide_owners: bool = False,
     now: int | None = None,
 ) -> ReportData:
-    """Read every figure of the report in one read transaction (see the module docstring).
+    """Read every figure of the report from one committed state (see the module docstring).
 
     ``policy``: the settings' policy, described in "how this was computed". ``fallback_as_of``:
     the date to describe it at when no run recorded the as-of date it judged entries at.
     """
-    async with sequential_reads(store):
-        await store.fetchall("BEGIN")
-        try:
-            groups = await read_owner_groups(store, IN_POLICY_STATES)
-            cube = await read_cube(store)
-            partner = await read_partner(store)
-            last_run, run_as_of = await read_runs(store)
-        finally:
-            await store.fetchall("COMMIT")
+    async with twin_readers(store, progress=_ctrl_c.is_set) as (first, second):
+        async with asyncio.TaskGroup() as passes:  # the two passes over `entries`, at once
+            owner_groups = passes.create_task(read_owner_groups(first, IN_POLICY_STATES))
+            cube_rows = passes.create_task(read_cube(second))
+        partner = await read_partner(first)
+        last_run, run_as_of = await read_runs(first)
+    groups, cube = owner_groups.result(), cube_rows.result()
     summary = summary_table(groups, IN_POLICY_STATES, rule_names=_rule_order(policy))
     removals = timeline(cube)
     rules = summary.headers[1:-1]

@@ -1,6 +1,7 @@
 """The SQL behind `kretain report` (the cube, the runs) and the figures made from grouped rows.
 
 Names (async; ``store`` is an open read-only :class:`kretain.store.db.Store`):
+    twin_readers(store) -> async context manager: (store, a second connection), one snapshot
     read_cube(store) -> list[CubeRow]            every entry, grouped (one pass)
     read_partner(store) -> int | None            the partner id of the entries
     read_runs(store) -> (last run | None, as_of of the latest run that recorded one | None)
@@ -9,13 +10,13 @@ Names (async; ``store`` is an open read-only :class:`kretain.store.db.Store`):
     timeline(cube) -> Timeline                   removals per day, week or month (from the cube)
     HELD_PREFIX_CHARS, REMOVED_STATES
 
-The report reads the table in two passes: summary.py's GROUP BY rule and owner (the seed's
-table, the headline, media types and the owners) and the cube here.
+The report reads the table in two passes, at once (twin_readers): summary.py's GROUP BY rule
+and owner (the seed's table, the headline, media types and the owners) and the cube here.
 
 The cube holds one row per (state, policy, action, creation year, held-back reason, backed up
 or not, day removed, recycled first): every figure of the report that is not the summary's is a
-sum over its rows. Python only adds up these groups (a
-few thousand at most); nothing is read per entry.
+sum over its rows. Python only adds up these groups (a few thousand at most); nothing is read
+per entry.
 
 When removals happened comes from the per-state timestamps (deleted_at, recycled_at,
 stripped_at): transitions.py stamps them in the same statement that writes the move's event,
@@ -25,15 +26,17 @@ reading the events table, which grows by several rows per entry and run.
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from kretain.reports.query import PROGRESS_STEPS
 from kretain.reports.status import ERROR_PREFIX_CHARS
-from kretain.reports.summary import IN_POLICY_STATES, OwnerGroup
+from kretain.reports.summary import IN_POLICY_STATES, OwnerGroup, sequential_reads
 from kretain.store import queries
-from kretain.store.db import Store
+from kretain.store.db import Store, open_store
 from kretain.store.models import RunRow
 from kretain.store.states import FINISHED, State
 
@@ -49,6 +52,7 @@ __all__ = [
     "read_runs",
     "timeline",
     "top_owners",
+    "twin_readers",
 ]
 
 HELD_PREFIX_CHARS = ERROR_PREFIX_CHARS
@@ -61,6 +65,64 @@ _MEDIA_IMAGE = 2
 
 def _marks(values: Iterable[str]) -> str:
     return ", ".join(f"'{v}'" for v in values)
+
+
+SNAPSHOT_TRIES = 20
+
+
+async def _begin_read(store: Store) -> None:
+    """BEGIN, and a read that fixes the snapshot the transaction sees."""
+    await store.fetchall("BEGIN")
+    await store.fetchall("SELECT 1 FROM main.meta LIMIT 1")
+
+
+async def _same_snapshot(store: Store, twin: Store) -> bool:
+    """Begin a read transaction on each, on the same committed state; False (and neither
+    begun) when a writer kept committing in between for SNAPSHOT_TRIES tries."""
+    for _ in range(SNAPSHOT_TRIES):
+        before = (await twin.fetchone("PRAGMA data_version"))[0]
+        await _begin_read(store)
+        await _begin_read(twin)
+        if (await twin.fetchone("PRAGMA data_version"))[0] == before:
+            return True
+        await twin.fetchall("COMMIT")
+        await store.fetchall("COMMIT")
+    return False
+
+
+@contextlib.asynccontextmanager
+async def twin_readers(
+    store: Store, *, progress: Callable[[], bool] | None = None
+) -> AsyncIterator[tuple[Store, Store]]:
+    """``store`` and a second read-only connection to its database, each in a read transaction
+    on the same committed state and reading `entries` front to back (sequential_reads): two
+    passes over the table can then run at once, each on its own core (SQLite runs a statement
+    on the calling thread, and Python's sqlite3 lets go of the GIL while it runs).
+
+    The same state: the second connection reads PRAGMA data_version, the first begins, then
+    the second; if the second's data_version inside its transaction is the one it read before,
+    no write was committed in between, so both see what the first sees. A commit in that gap
+    means another try; after SNAPSHOT_TRIES (a writer committing without pause) both passes
+    read through ``store``, yielded twice. ``progress``: the second connection's progress
+    handler (Ctrl-C, see query.sigint_stops_queries).
+    """
+    twin = await open_store(store.path, readonly=True)
+    try:
+        if progress is not None:
+            handler = progress
+            await twin.run_sync(lambda conn: conn.set_progress_handler(handler, PROGRESS_STEPS))
+        async with sequential_reads(store), sequential_reads(twin):
+            same = await _same_snapshot(store, twin)
+            if not same:
+                await _begin_read(store)
+            try:
+                yield store, (twin if same else store)
+            finally:
+                if same:
+                    await twin.fetchall("COMMIT")
+                await store.fetchall("COMMIT")
+    finally:
+        await twin.close()
 
 
 _REMOVED_AT = (
