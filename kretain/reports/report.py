@@ -26,9 +26,9 @@ figure carries ``data-figure="key"`` and ``data-value`` (exact, unformatted), on
 and on the bar that draws it, so a test (or a program) can read the numbers back.
 
 All queries read one committed state: a run writing meanwhile cannot make two charts disagree
-(WAL readers see one snapshot and never block the writer). The two passes run at once, on the
-caller's connection and a second one whose read transaction is checked to see the same state
-(report_queries.twin_readers), and read the table front to back (summary.sequential_reads).
+(WAL readers see one snapshot and never block the writer). Both passes read the table front to
+back (summary.sequential_reads) in two halves at once: the caller's connection one, a second
+connection, checked to see the same state, the other (report_queries.table_halves).
 Ctrl-C, inside the CLI's query.sigint_stops_queries, stops the running statements at once:
 ReportInterrupted (exit 130).
 """
@@ -66,9 +66,9 @@ from kretain.reports.report_queries import (
     read_cube,
     read_partner,
     read_runs,
+    table_halves,
     timeline,
     top_owners,
-    twin_readers,
 )
 from kretain.reports.report_render import (
     Block,
@@ -89,6 +89,7 @@ from kretain.reports.summary import (
     IN_POLICY_STATES,
     NO_RULE,
     PENDING_STATES,
+    OwnerGroup,
     read_owner_groups,
     summary_table,
     two_places,
@@ -279,13 +280,13 @@ async def build_report(
     ``policy``: the settings' policy, described in "how this was computed". ``fallback_as_of``:
     the date to describe it at when no run recorded the as-of date it judged entries at.
     """
-    async with twin_readers(store, progress=_ctrl_c.is_set) as (first, second):
-        async with asyncio.TaskGroup() as passes:  # the two passes over `entries`, at once
-            owner_groups = passes.create_task(read_owner_groups(first, IN_POLICY_STATES))
-            cube_rows = passes.create_task(read_cube(second))
-        partner = await read_partner(first)
-        last_run, run_as_of = await read_runs(first)
-    groups, cube = owner_groups.result(), cube_rows.result()
+    async with table_halves(store, progress=_ctrl_c.is_set) as halves:
+        async with asyncio.TaskGroup() as tasks:  # the halves at once
+            parts = [tasks.create_task(_read_part(half)) for half in halves]
+        partner = await read_partner(store)
+        last_run, run_as_of = await read_runs(store)
+    groups = [g for part in parts for g in part.result()[0]]
+    cube = [r for part in parts for r in part.result()[1]]
     summary = summary_table(groups, IN_POLICY_STATES, rule_names=_rule_order(policy))
     removals = timeline(cube)
     rules = summary.headers[1:-1]
@@ -323,6 +324,11 @@ async def build_report(
         policy_text=describe_policy(_shown_policy(policy, hide_owners), as_of),
         unknown_rules=[n for n in rules if n not in {r.name for r in policy.rules}],
     )
+
+
+async def _read_part(store: Store) -> tuple[list[OwnerGroup], list[CubeRow]]:
+    """The two passes over the part of `entries` that ``store`` reads (see table_halves)."""
+    return await read_owner_groups(store, IN_POLICY_STATES), await read_cube(store)
 
 
 def _by_rule(cube: list[CubeRow], rules: list[str]) -> list[tuple[str, str | None, Amount, int]]:

@@ -1,7 +1,8 @@
 """The SQL behind `kretain report` (the cube, the runs) and the figures made from grouped rows.
 
 Names (async; ``store`` is an open read-only :class:`kretain.store.db.Store`):
-    twin_readers(store) -> async context manager: (store, a second connection), one snapshot
+    table_halves(store) -> async context manager: [store, a second connection], each reading
+                           half of `entries`, at one committed state
     read_cube(store) -> list[CubeRow]            every entry, grouped (one pass)
     read_partner(store) -> int | None            the partner id of the entries
     read_runs(store) -> (last run | None, as_of of the latest run that recorded one | None)
@@ -10,8 +11,9 @@ Names (async; ``store`` is an open read-only :class:`kretain.store.db.Store`):
     timeline(cube) -> Timeline                   removals per day, week or month (from the cube)
     HELD_PREFIX_CHARS, REMOVED_STATES
 
-The report reads the table in two passes, at once (twin_readers): summary.py's GROUP BY rule
-and owner (the seed's table, the headline, media types and the owners) and the cube here.
+The report reads the table in two passes: summary.py's GROUP BY rule and owner (the seed's
+table, the headline, media types and the owners) and the cube here, each in two halves at once
+(table_halves).
 
 The cube holds one row per (state, policy, action, creation year, held-back reason, backed up
 or not, day removed, recycled first): every figure of the report that is not the summary's is a
@@ -50,9 +52,9 @@ __all__ = [
     "read_cube",
     "read_partner",
     "read_runs",
+    "table_halves",
     "timeline",
     "top_owners",
-    "twin_readers",
 ]
 
 HELD_PREFIX_CHARS = ERROR_PREFIX_CHARS
@@ -90,20 +92,30 @@ async def _same_snapshot(store: Store, twin: Store) -> bool:
     return False
 
 
-@contextlib.asynccontextmanager
-async def twin_readers(
-    store: Store, *, progress: Callable[[], bool] | None = None
-) -> AsyncIterator[tuple[Store, Store]]:
-    """``store`` and a second read-only connection to its database, each in a read transaction
-    on the same committed state and reading `entries` front to back (sequential_reads): two
-    passes over the table can then run at once, each on its own core (SQLite runs a statement
-    on the calling thread, and Python's sqlite3 lets go of the GIL while it runs).
+async def _halves(store: Store) -> list[tuple[int, int]]:
+    """Two rowid ranges that split `entries` in about equal halves (none: an empty table)."""
+    first, last = await store.fetchone("SELECT min(rowid), max(rowid) FROM main.entries")
+    if first is None:
+        return []
+    middle = (first + last) // 2
+    return [(first, middle), (middle + 1, last)]
 
-    The same state: the second connection reads PRAGMA data_version, the first begins, then
-    the second; if the second's data_version inside its transaction is the one it read before,
-    no write was committed in between, so both see what the first sees. A commit in that gap
-    means another try; after SNAPSHOT_TRIES (a writer committing without pause) both passes
-    read through ``store``, yielded twice. ``progress``: the second connection's progress
+
+@contextlib.asynccontextmanager
+async def table_halves(
+    store: Store, *, progress: Callable[[], bool] | None = None
+) -> AsyncIterator[list[Store]]:
+    """Connections that together read `entries` once, at one committed state, each a part of
+    it front to back (sequential_reads): ``store`` the first half of the rows by rowid, and a
+    second read-only connection the rest. Passes over them run at once, each on its own core
+    (SQLite runs a statement on the calling thread, and Python's sqlite3 lets go of the GIL
+    while it runs); the results of the parts add up to those of the table.
+
+    One committed state: the second connection reads PRAGMA data_version, the first begins,
+    then the second; if the second's data_version inside its transaction is the one it read
+    before, no write was committed in between, so both see what the first sees. A commit in
+    that gap means another try; after SNAPSHOT_TRIES (a writer committing without pause)
+    ``store`` alone reads the whole table. ``progress``: the second connection's progress
     handler (Ctrl-C, see query.sigint_stops_queries).
     """
     twin = await open_store(store.path, readonly=True)
@@ -111,16 +123,21 @@ async def twin_readers(
         if progress is not None:
             handler = progress
             await twin.run_sync(lambda conn: conn.set_progress_handler(handler, PROGRESS_STEPS))
-        async with sequential_reads(store), sequential_reads(twin):
-            same = await _same_snapshot(store, twin)
-            if not same:
-                await _begin_read(store)
-            try:
-                yield store, (twin if same else store)
-            finally:
-                if same:
-                    await twin.fetchall("COMMIT")
-                await store.fetchall("COMMIT")
+        both = await _same_snapshot(store, twin)
+        if not both:
+            await _begin_read(store)
+        try:
+            halves = await _halves(store) if both else []
+            if halves:
+                async with sequential_reads(store, halves[0]), sequential_reads(twin, halves[1]):
+                    yield [store, twin]
+            else:
+                async with sequential_reads(store):
+                    yield [store]
+        finally:
+            if both:
+                await twin.fetchall("COMMIT")
+            await store.fetchall("COMMIT")
     finally:
         await twin.close()
 

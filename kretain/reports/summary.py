@@ -116,17 +116,23 @@ def two_places(value: Decimal) -> Decimal:
 
 
 @contextlib.asynccontextmanager
-async def sequential_reads(store: Store) -> AsyncIterator[None]:
+async def sequential_reads(
+    store: Store, rowids: tuple[int, int] | None = None
+) -> AsyncIterator[None]:
     """Inside, `entries` on this connection is a temporary view of the table that uses no
-    index.
+    index; with ``rowids`` (first, last), of the rows in that rowid range only.
 
     The summary and the report aggregate most of the table. Through an index on state (or
     owner), SQLite would fetch each row by its rowid in index order, a random read per row of a
     table whose rows carry the whole wire object (1.5 GB at a million entries, and far slower
     still from a cold disk); reading it front to back is one sequential pass. The view changes
-    no result: it selects every row and column of `main.entries`.
+    no result: it selects every row and column of `main.entries` (in the range). A range is
+    one part of the table for one connection of several reading it at once.
     """
-    await store.fetchall("CREATE TEMP VIEW entries AS SELECT * FROM main.entries NOT INDEXED")
+    part = "" if rowids is None else f"WHERE rowid BETWEEN {int(rowids[0])} AND {int(rowids[1])}"
+    await store.fetchall(
+        f"CREATE TEMP VIEW entries AS SELECT * FROM main.entries NOT INDEXED {part}"
+    )
     try:
         yield
     finally:
@@ -234,7 +240,8 @@ def summary_table(
     *,
     rule_names: Sequence[str] | None = None,
 ) -> Table:
-    """The seed's summary table of ``groups`` (read_owner_groups of ``states``).
+    """The seed's summary table of ``groups`` (read_owner_groups of ``states``; the groups of
+    several parts of the table, read at once, may name the same rule and owner: they add up).
 
     ``rule_names``: rule columns always shown, in order (None = the default policy's rules);
     other rule names present in the groups get their own column after them.
