@@ -281,8 +281,11 @@ async def build_report(
     the date to describe it at when no run recorded the as-of date it judged entries at.
     """
     async with table_halves(store, progress=_ctrl_c.is_set) as halves:
-        async with asyncio.TaskGroup() as tasks:  # the halves at once
-            parts = [tasks.create_task(_read_part(half)) for half in halves]
+        try:
+            async with asyncio.TaskGroup() as tasks:  # the halves at once
+                parts = [tasks.create_task(_read_part(half)) for half in halves]
+        except ExceptionGroup as failed:  # a half's error (Ctrl-C stops both): the first, as is
+            raise failed.exceptions[0] from None
         partner = await read_partner(store)
         last_run, run_as_of = await read_runs(store)
     groups = [g for part in parts for g in part.result()[0]]
