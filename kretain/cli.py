@@ -518,51 +518,49 @@ def query(
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
-    help="Where to write it; - for stdout (default: kretain-report.html, or .md, next to the "
-    "database).",
+    help="Where to write it; - for stdout (env KRETAIN_REPORT_OUT, kretain.toml [report] out; "
+    "default: kretain-report.html, or .md, next to the database).",
 )
 @click.option(
     "--format",
     "fmt",
     type=click.Choice(["html", "markdown"]),
-    default="html",
-    show_default=True,
     help="html: one self-contained page with charts; markdown: the same tables, for a ticket "
-    "or a wiki.",
+    "or a wiki (env KRETAIN_REPORT_FORMAT, kretain.toml [report] format; default: html).",
 )
 @click.option(
     "--hide-owners/--show-owners",
-    default=False,
-    envvar="KRETAIN_REPORT_HIDE_OWNERS",
-    show_envvar=True,
-    help="Number the owners (owner 1, owner 2 ...) instead of naming them, for a wider audience.",
+    default=None,
+    help="Number the owners (owner 1, owner 2 ...) instead of naming them, for a wider audience "
+    "(env KRETAIN_REPORT_HIDE_OWNERS, kretain.toml [report] hide_owners; default: off).",
 )
 @pass_ctx
-def report(obj: Context, out: Path | None, fmt: str, hide_owners: bool) -> None:
+def report(obj: Context, out: Path | None, fmt: str | None, hide_owners: bool | None) -> None:
     """Write the report for decision makers: headline figures, storage by rule, year and
     owner, media types, enforcement progress, the seed's summary and how it was computed.
 
     Reads the state database only (read-only; works while a run is going). The HTML page
     needs no network and runs no script, so it can be mailed or printed to PDF.
     """
+    from kretain.config import STDOUT
     from kretain.reports.query import sigint_stops_queries
     from kretain.reports.report import default_report_path, render_report, write_report
 
-    settings = obj.settings()
+    settings = obj.settings(report_out=out, report_format=fmt, report_hide_owners=hide_owners)
     options = {
-        "fmt": fmt,
+        "fmt": settings.report_format,
         "policy": settings.policy,
         "fallback_as_of": settings.as_of,
-        "hide_owners": hide_owners,
+        "hide_owners": settings.report_hide_owners,
     }
-    if out is not None and str(out) == "-":
+    if settings.report_out == STDOUT:
         with sigint_stops_queries():  # Ctrl-C stops a long read at once (exit 130)
             text, note = _run_async(render_report(settings.db, **options))
         if note:
             click.echo(f"kretain: note: {note}", err=True)
         click.echo(text, nl=False)
         return
-    path = out if out is not None else default_report_path(settings.db, fmt)
+    path = settings.report_out or default_report_path(settings.db, settings.report_format)
     with sigint_stops_queries():
         note = _run_async(write_report(settings.db, path, **options))
     if note:
