@@ -24,7 +24,6 @@ import click
 from kretain import __version__
 from kretain.config import CONFIG_FILENAME, Settings, load_settings, render_default_toml
 from kretain.errors import KretainError
-from kretain.kaltura.errors import ApiError, KalturaError
 from kretain.output import Table, output_options, render
 
 T = TypeVar("T")
@@ -36,13 +35,28 @@ def _run_async(coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coro)
     except KretainError as exc:
         raise _fail(str(exc), exc.exit_code) from None
-    except ApiError as exc:
-        raise _fail(f"Kaltura API error {exc.code}: {exc.message}", 7) from None
-    except KalturaError as exc:
-        raise _fail(f"cannot talk to Kaltura: {exc}", 7) from None
     except KeyboardInterrupt:
         message = "interrupted; run `kretain run` again to continue where it stopped"
         raise _fail(message, 130) from None
+    except Exception as exc:
+        message = _kaltura_message(exc)
+        if message is None:
+            raise
+        raise _fail(message, 7) from None
+
+
+def _kaltura_message(exc: Exception) -> str | None:
+    """The line for a Kaltura client error, None for any other exception. Looked up, not
+    imported: the client (and aiohttp) loads only for commands that talk to Kaltura, and an
+    error of a module never loaded cannot have been raised."""
+    errors = sys.modules.get("kretain.kaltura.errors")
+    if errors is None:
+        return None
+    if isinstance(exc, errors.ApiError):
+        return f"Kaltura API error {exc.code}: {exc.message}"
+    if isinstance(exc, errors.KalturaError):
+        return f"cannot talk to Kaltura: {exc}"
+    return None
 
 
 def _fail(message: str, code: int) -> click.exceptions.Exit:
