@@ -247,16 +247,19 @@ def _sum_by(
     cube: Iterable[CubeRow], key: Callable[[CubeRow], Hashable | None], *, freed: bool = False
 ) -> dict[Any, Amount]:
     """Entries and bytes to free (or freed) of the cube rows, by ``key(row)`` (None: left out)."""
-    out: dict[Any, Amount] = defaultdict(Amount)
+    out: dict[Any, list[int]] = defaultdict(lambda: [0, 0])
     for r in cube:
         k = key(r)
         if k is not None:
-            out[k] += Amount(r.entries, r.bytes_freed if freed else r.bytes_saved)
-    return dict(out)
+            total = out[k]
+            total[0] += r.entries
+            total[1] += r.bytes_freed if freed else r.bytes_saved
+    return {k: Amount(n, b) for k, (n, b) in out.items()}
 
 
 def _total(cube: Iterable[CubeRow], keep: Callable[[CubeRow], bool]) -> Amount:
-    return sum((Amount(r.entries, r.bytes_saved) for r in cube if keep(r)), Amount())
+    kept = [r for r in cube if keep(r)]
+    return Amount(sum(r.entries for r in kept), sum(r.bytes_saved for r in kept))
 
 
 def _stage(r: CubeRow) -> str | None:
