@@ -24,6 +24,7 @@ test: install
 bench: install
 	$(BIN)/python bench/audit.py
 	$(BIN)/python bench/backup.py
+	$(BIN)/python bench/report.py
 
 clean:
 	rm -rf $(VENV) kretain-demo

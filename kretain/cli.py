@@ -24,7 +24,6 @@ import click
 from kretain import __version__
 from kretain.config import CONFIG_FILENAME, Settings, load_settings, render_default_toml
 from kretain.errors import KretainError
-from kretain.kaltura.errors import ApiError, KalturaError
 from kretain.output import Table, output_options, render
 
 T = TypeVar("T")
@@ -36,13 +35,28 @@ def _run_async(coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coro)
     except KretainError as exc:
         raise _fail(str(exc), exc.exit_code) from None
-    except ApiError as exc:
-        raise _fail(f"Kaltura API error {exc.code}: {exc.message}", 7) from None
-    except KalturaError as exc:
-        raise _fail(f"cannot talk to Kaltura: {exc}", 7) from None
     except KeyboardInterrupt:
         message = "interrupted; run `kretain run` again to continue where it stopped"
         raise _fail(message, 130) from None
+    except Exception as exc:
+        message = _kaltura_message(exc)
+        if message is None:
+            raise
+        raise _fail(message, 7) from None
+
+
+def _kaltura_message(exc: Exception) -> str | None:
+    """The line for a Kaltura client error, None for any other exception. Looked up, not
+    imported: the client (and aiohttp) loads only for commands that talk to Kaltura, and an
+    error of a module never loaded cannot have been raised."""
+    errors = sys.modules.get("kretain.kaltura.errors")
+    if errors is None:
+        return None
+    if isinstance(exc, errors.ApiError):
+        return f"Kaltura API error {exc.code}: {exc.message}"
+    if isinstance(exc, errors.KalturaError):
+        return f"cannot talk to Kaltura: {exc}"
+    return None
 
 
 def _fail(message: str, code: int) -> click.exceptions.Exit:
@@ -554,51 +568,49 @@ def query(
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
-    help="Where to write it; - for stdout (default: kretain-report.html, or .md, next to the "
-    "database).",
+    help="Where to write it; - for stdout (env KRETAIN_REPORT_OUT, kretain.toml [report] out; "
+    "default: kretain-report.html, or .md, next to the database).",
 )
 @click.option(
     "--format",
     "fmt",
     type=click.Choice(["html", "markdown"]),
-    default="html",
-    show_default=True,
     help="html: one self-contained page with charts; markdown: the same tables, for a ticket "
-    "or a wiki.",
+    "or a wiki (env KRETAIN_REPORT_FORMAT, kretain.toml [report] format; default: html).",
 )
 @click.option(
     "--hide-owners/--show-owners",
-    default=False,
-    envvar="KRETAIN_REPORT_HIDE_OWNERS",
-    show_envvar=True,
-    help="Number the owners (owner 1, owner 2 ...) instead of naming them, for a wider audience.",
+    default=None,
+    help="Number the owners (owner 1, owner 2 ...) instead of naming them, for a wider audience "
+    "(env KRETAIN_REPORT_HIDE_OWNERS, kretain.toml [report] hide_owners; default: off).",
 )
 @pass_ctx
-def report(obj: Context, out: Path | None, fmt: str, hide_owners: bool) -> None:
+def report(obj: Context, out: Path | None, fmt: str | None, hide_owners: bool | None) -> None:
     """Write the report for decision makers: headline figures, storage by rule, year and
     owner, media types, enforcement progress, the seed's summary and how it was computed.
 
     Reads the state database only (read-only; works while a run is going). The HTML page
     needs no network and runs no script, so it can be mailed or printed to PDF.
     """
+    from kretain.config import STDOUT
     from kretain.reports.query import sigint_stops_queries
     from kretain.reports.report import default_report_path, render_report, write_report
 
-    settings = obj.settings()
+    settings = obj.settings(report_out=out, report_format=fmt, report_hide_owners=hide_owners)
     options = {
-        "fmt": fmt,
+        "fmt": settings.report_format,
         "policy": settings.policy,
         "fallback_as_of": settings.as_of,
-        "hide_owners": hide_owners,
+        "hide_owners": settings.report_hide_owners,
     }
-    if out is not None and str(out) == "-":
+    if settings.report_out == STDOUT:
         with sigint_stops_queries():  # Ctrl-C stops a long read at once (exit 130)
             text, note = _run_async(render_report(settings.db, **options))
         if note:
             click.echo(f"kretain: note: {note}", err=True)
         click.echo(text, nl=False)
         return
-    path = out if out is not None else default_report_path(settings.db, fmt)
+    path = settings.report_out or default_report_path(settings.db, settings.report_format)
     with sigint_stops_queries():
         note = _run_async(write_report(settings.db, path, **options))
     if note:

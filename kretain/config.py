@@ -36,6 +36,10 @@ Fields, environment variables and kretain.toml keys:
     delete_window        KRETAIN_DELETE_WINDOW        [delete] window_seconds (10)
     recycle_retention_days KRETAIN_RECYCLE_RETENTION_DAYS [delete] recycle_retention_days (30)
     notice_days          KRETAIN_NOTICE_DAYS          [delete] notice_days    (0 = no notice needed)
+    report_out           KRETAIN_REPORT_OUT           [report] out            (kretain-report.html
+                                                      or .md next to the database; - = stdout)
+    report_format        KRETAIN_REPORT_FORMAT        [report] format         (html | markdown)
+    report_hide_owners   KRETAIN_REPORT_HIDE_OWNERS   [report] hide_owners    (false)
     policy               -                            [policy] ...            (the seed policy)
 
 ``flags`` uses the field names as keys; None values mean "not given". Relative paths from flags
@@ -73,6 +77,10 @@ __all__ = [
 CONFIG_FILENAME = "kretain.toml"
 DEFAULT_SERVICE_URL = "https://www.kaltura.com"
 HASH_TYPES = ("SHA1", "SHA256", "SHA512", "MD5")
+REPORT_FORMATS = ("html", "markdown")
+STDOUT = Path("-")  # report_out: write the report to standard output
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 SECRET_FIELDS = frozenset({"admin_secret", "app_token"})
 
 ENV_NAMES: dict[str, str] = {
@@ -97,12 +105,18 @@ ENV_NAMES: dict[str, str] = {
     "delete_window": "KRETAIN_DELETE_WINDOW",
     "recycle_retention_days": "KRETAIN_RECYCLE_RETENTION_DAYS",
     "notice_days": "KRETAIN_NOTICE_DAYS",
+    "report_out": "KRETAIN_REPORT_OUT",
+    "report_format": "KRETAIN_REPORT_FORMAT",
+    "report_hide_owners": "KRETAIN_REPORT_HIDE_OWNERS",
 }
 # kretain.toml keys that are not the field's own name ([delete] mode -> delete_mode).
 _TOML_KEYS: dict[str, str] = {
     "delete_mode": "mode",
     "delete_rate": "rate",
     "delete_window": "window_seconds",
+    "report_out": "out",
+    "report_format": "format",
+    "report_hide_owners": "hide_owners",
 }
 _TOML_SECTIONS: dict[str, tuple[str, ...]] = {
     "kaltura": (
@@ -132,6 +146,7 @@ _TOML_SECTIONS: dict[str, tuple[str, ...]] = {
         "recycle_retention_days",
         "notice_days",
     ),
+    "report": ("report_out", "report_format", "report_hide_owners"),
 }
 _REGION_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -161,6 +176,9 @@ class Settings:
     delete_window: float = 10.0
     recycle_retention_days: int = 30
     notice_days: int = 0
+    report_out: Path | None = None  # None: kretain-report.html (.md) next to the database
+    report_format: str = "html"
+    report_hide_owners: bool = False
     policy: Policy = field(default_factory=Policy.default)
     s3_endpoint_url: str | None = None  # an S3-compatible store; None = AWS
     s3_region: str | None = None  # None = from the AWS environment/config
@@ -276,11 +294,25 @@ def _parse(name: str, value: Any, origin: str, base: Path) -> Any:
         if not _REGION_RE.match(text):
             raise ConfigError(f"{origin} must be a region name like eu-west-1, got {text[:40]!r}")
         return text
-    if name in ("db", "archive"):
+    if name in ("db", "archive", "report_out"):
         if not isinstance(value, str | Path) or not str(value).strip():
             raise ConfigError(f"{origin} must be a path")
+        if name == "report_out" and str(value).strip() == "-":
+            return STDOUT
         path = Path(str(value)).expanduser()
         return path if path.is_absolute() else base / path
+    if name == "report_format":
+        text = str(value).strip().lower()
+        if text not in REPORT_FORMATS:
+            raise ConfigError(f"{origin} must be html or markdown, got {value!r}")
+        return text
+    if name == "report_hide_owners":
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text not in (*_TRUE, *_FALSE):
+            raise ConfigError(f"{origin} must be true or false, got {value!r}")
+        return text in _TRUE
     if name == "as_of":
         if isinstance(value, date) and not isinstance(value, datetime):
             return value
@@ -579,6 +611,18 @@ recycle_retention_days = 30
 # Act on an entry only when its owner was told (`kretain notify`) at least this many days
 # before; 0 = no notice needed.                                      env KRETAIN_NOTICE_DAYS
 notice_days = 0
+
+[report]
+# `kretain report`, the page for decision makers. Flags (--out, --format, --hide-owners) override.
+# Where it writes: a file (relative to this file's directory), or "-" for standard output.
+# Default: kretain-report.html (kretain-report.md) next to the database.  env KRETAIN_REPORT_OUT
+# out = "reports/kretain-report.html"
+# html: one self-contained page with charts; markdown: the same tables, for a ticket or a wiki.
+#                                                                    env KRETAIN_REPORT_FORMAT
+# format = "html"
+# Number the owners (owner 1, owner 2 ...) instead of naming them, and hide the names of
+# exempt owners, for a wider audience.                          env KRETAIN_REPORT_HIDE_OWNERS
+# hide_owners = false
 
 [policy]
 # Rules are tried in order; the first that matches decides. The [[policy.rules]] below are the

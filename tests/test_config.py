@@ -10,6 +10,7 @@ import pytest
 
 from kretain.config import (
     DEFAULT_SERVICE_URL,
+    STDOUT,
     Settings,
     load_settings,
     read_entry_ids,
@@ -159,7 +160,7 @@ def test_secrets_never_in_repr(tmp_path: Path) -> None:
 def test_rendered_default_toml_round_trips_to_the_defaults(tmp_path: Path) -> None:
     text = render_default_toml()
     parsed = tomllib.loads(text)
-    assert set(parsed) == {"kaltura", "kretain", "delete", "policy"}
+    assert set(parsed) == {"kaltura", "kretain", "delete", "report", "policy"}
     write_toml(tmp_path, text)
     s = load_settings({}, {}, tmp_path, None)
     defaults = load_settings({}, {}, tmp_path / "..", None)
@@ -168,10 +169,13 @@ def test_rendered_default_toml_round_trips_to_the_defaults(tmp_path: Path) -> No
         defaults.service_url, defaults.concurrency, None, "SHA256",
     )  # fmt: skip
     assert s.db == tmp_path / "kretain.db"
+    assert (s.report_out, s.report_format, s.report_hide_owners) == (None, "html", False)
     # Every setting is explained: each key and env var name appears in the text.
     for word in ("KALTURA_PARTNER_ID", "KALTURA_ADMIN_SECRET", "KALTURA_APP_TOKEN_ID",
                  "KRETAIN_DB", "KRETAIN_ARCHIVE", "entry_ids_file", "non_ready_exemptible",
-                 "include_quiz", "include_external", "categories", "owners"):  # fmt: skip
+                 "include_quiz", "include_external", "categories", "owners",
+                 "KRETAIN_REPORT_OUT", "KRETAIN_REPORT_FORMAT", "KRETAIN_REPORT_HIDE_OWNERS",
+                 "# out =", "# format =", "# hide_owners ="):  # fmt: skip
         assert word in text
 
 
@@ -226,3 +230,39 @@ def test_delete_settings_from_toml_env_and_flags(tmp_path: Path) -> None:
     for bad in ({"delete_mode": "shred"}, {"max_delete_bytes": "lots"}, {"max_deletes": "0"}):
         with pytest.raises(ConfigError):
             load_settings(bad, {}, tmp_path)
+
+
+def test_report_settings_from_toml_env_and_flags(tmp_path: Path) -> None:
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    toml = write_toml(
+        conf, '[report]\nout = "reports/board.md"\nformat = "markdown"\nhide_owners = true\n'
+    )
+    s = load_settings({}, {}, tmp_path, toml)
+    assert s.report_out == conf / "reports" / "board.md"  # relative to the file
+    assert (s.report_format, s.report_hide_owners) == ("markdown", True)
+    assert s.sources["report_hide_owners"] == f"report.hide_owners in {toml}"
+    env = {"KRETAIN_REPORT_OUT": "env.html", "KRETAIN_REPORT_FORMAT": "HTML",
+           "KRETAIN_REPORT_HIDE_OWNERS": "0"}  # fmt: skip
+    s = load_settings({}, env, tmp_path, toml)
+    assert (s.report_out, s.report_format, s.report_hide_owners) == (
+        tmp_path / "env.html", "html", False,
+    )  # fmt: skip
+    flags = {"report_out": "-", "report_format": "markdown", "report_hide_owners": True}
+    s = load_settings(flags, env, tmp_path, toml)
+    assert (s.report_out, s.report_format, s.report_hide_owners) == (STDOUT, "markdown", True)
+    assert load_settings({}, {"KRETAIN_REPORT_OUT": " - "}, tmp_path).report_out == STDOUT
+    for value in ("yes", "on", "TRUE", "1"):
+        assert load_settings({}, {"KRETAIN_REPORT_HIDE_OWNERS": value}, tmp_path).report_hide_owners
+    for bad in ({"KRETAIN_REPORT_FORMAT": "pdf"}, {"KRETAIN_REPORT_HIDE_OWNERS": "maybe"}):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            load_settings({}, bad, tmp_path)
+    for text, message in (
+        ("[report]\nhide_owners = 2\n", "report.hide_owners .* must be true or false"),
+        ("[report]\nformat = 1\n", "report.format .* must be html or markdown"),
+        ('[report]\nout = ""\n', "report.out .* must be a path"),
+        ("[report]\nhide = true\n", "unknown setting report.hide"),
+    ):
+        write_toml(conf, text)
+        with pytest.raises(ConfigError, match=message):
+            load_settings({}, {}, tmp_path, toml)

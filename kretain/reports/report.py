@@ -19,19 +19,23 @@ The HTML page needs nothing at view time: inline SVG charts and CSS, no script, 
 it survives mail attachments and print-to-PDF. Markdown carries the same sections and tables,
 with text bars in place of charts (report_render.py lays both out).
 
-Every figure comes from SQL (report_queries.py, and summary.py's own table for the headline,
-media types and the seed's summary); Python only adds up grouped rows. In the HTML each figure
-carries ``data-figure="key"`` and ``data-value`` (exact, unformatted), on the table cell and on
-the bar that draws it, so a test (or a program) can read the numbers back.
+Every figure comes from SQL, in two passes over `entries`: summary.py's groups by rule and owner
+(the seed's summary table, and from it the headline, the media types and the owners) and
+report_queries.py's cube (everything else); Python only adds up grouped rows. In the HTML each
+figure carries ``data-figure="key"`` and ``data-value`` (exact, unformatted), on the table cell
+and on the bar that draws it, so a test (or a program) can read the numbers back.
 
-All queries run in one read transaction: a run writing meanwhile cannot make two charts
-disagree (WAL readers see one committed snapshot and never block the writer). They read the
-table front to back (report_queries.sequential_reads). Ctrl-C, inside the CLI's
-query.sigint_stops_queries, stops the running statement at once: ReportInterrupted (exit 130).
+All queries read one committed state: a run writing meanwhile cannot make two charts disagree
+(WAL readers see one snapshot and never block the writer). Both passes read the table front to
+back (summary.sequential_reads) in two halves at once: the caller's connection one, a second
+connection, checked to see the same state, the other (report_queries.table_halves).
+Ctrl-C, inside the CLI's query.sigint_stops_queries, stops the running statements at once:
+ReportInterrupted (exit 130).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import os
@@ -60,11 +64,11 @@ from kretain.reports.report_queries import (
     OwnerRow,
     Timeline,
     read_cube,
-    read_owners,
     read_partner,
     read_runs,
-    sequential_reads,
+    table_halves,
     timeline,
+    top_owners,
 )
 from kretain.reports.report_render import (
     Block,
@@ -81,7 +85,15 @@ from kretain.reports.report_render import (
     to_html,
     to_markdown,
 )
-from kretain.reports.summary import NO_RULE, PENDING_STATES, summary_report, two_places
+from kretain.reports.summary import (
+    IN_POLICY_STATES,
+    NO_RULE,
+    PENDING_STATES,
+    OwnerGroup,
+    read_owner_groups,
+    summary_table,
+    two_places,
+)
 from kretain.store.db import Store, open_store
 from kretain.store.models import RunRow
 from kretain.store.states import State
@@ -235,16 +247,19 @@ def _sum_by(
     cube: Iterable[CubeRow], key: Callable[[CubeRow], Hashable | None], *, freed: bool = False
 ) -> dict[Any, Amount]:
     """Entries and bytes to free (or freed) of the cube rows, by ``key(row)`` (None: left out)."""
-    out: dict[Any, Amount] = defaultdict(Amount)
+    out: dict[Any, list[int]] = defaultdict(lambda: [0, 0])
     for r in cube:
         k = key(r)
         if k is not None:
-            out[k] += Amount(r.entries, r.bytes_freed if freed else r.bytes_saved)
-    return dict(out)
+            total = out[k]
+            total[0] += r.entries
+            total[1] += r.bytes_freed if freed else r.bytes_saved
+    return {k: Amount(n, b) for k, (n, b) in out.items()}
 
 
 def _total(cube: Iterable[CubeRow], keep: Callable[[CubeRow], bool]) -> Amount:
-    return sum((Amount(r.entries, r.bytes_saved) for r in cube if keep(r)), Amount())
+    kept = [r for r in cube if keep(r)]
+    return Amount(sum(r.entries for r in kept), sum(r.bytes_saved for r in kept))
 
 
 def _stage(r: CubeRow) -> str | None:
@@ -263,22 +278,22 @@ async def build_report(
     hide_owners: bool = False,
     now: int | None = None,
 ) -> ReportData:
-    """Read every figure of the report in one read transaction (see the module docstring).
+    """Read every figure of the report from one committed state (see the module docstring).
 
     ``policy``: the settings' policy, described in "how this was computed". ``fallback_as_of``:
     the date to describe it at when no run recorded the as-of date it judged entries at.
     """
-    async with sequential_reads(store):
-        await store.fetchall("BEGIN")
+    async with table_halves(store, progress=_ctrl_c.is_set) as halves:
         try:
-            summary = await summary_report(store, rule_names=_rule_order(policy))
-            summary.rows = list(summary.rows)
-            cube = await read_cube(store)
-            owners = await read_owners(store, TOP_OWNERS)
-            partner = await read_partner(store)
-            last_run, run_as_of = await read_runs(store)
-        finally:
-            await store.fetchall("COMMIT")
+            async with asyncio.TaskGroup() as tasks:  # the halves at once
+                parts = [tasks.create_task(_read_part(half)) for half in halves]
+        except ExceptionGroup as failed:  # a half's error (Ctrl-C stops both): the first, as is
+            raise failed.exceptions[0] from None
+        partner = await read_partner(store)
+        last_run, run_as_of = await read_runs(store)
+    groups = [g for part in parts for g in part.result()[0]]
+    cube = [r for part in parts for r in part.result()[1]]
+    summary = summary_table(groups, IN_POLICY_STATES, rule_names=_rule_order(policy))
     removals = timeline(cube)
     rules = summary.headers[1:-1]
     as_of = date.fromisoformat(run_as_of) if run_as_of else fallback_as_of
@@ -300,7 +315,7 @@ async def build_report(
         by_rule=_by_rule(cube, rules),
         years=list(range(years[0], years[-1] + 1)) if years else [],
         by_year=by_year,
-        owners=owners,
+        owners=top_owners(groups, TOP_OWNERS),
         stages=_sum_by(cube, _stage),
         backup_planned=_total(cube, lambda r: r.in_policy and r.action == "delete_entry"),
         # verify sends a row whose copy is damaged back to sized, archived_at still set.
@@ -315,6 +330,11 @@ async def build_report(
         policy_text=describe_policy(_shown_policy(policy, hide_owners), as_of),
         unknown_rules=[n for n in rules if n not in {r.name for r in policy.rules}],
     )
+
+
+async def _read_part(store: Store) -> tuple[list[OwnerGroup], list[CubeRow]]:
+    """The two passes over the part of `entries` that ``store`` reads (see table_halves)."""
+    return await read_owner_groups(store, IN_POLICY_STATES), await read_cube(store)
 
 
 def _by_rule(cube: list[CubeRow], rules: list[str]) -> list[tuple[str, str | None, Amount, int]]:

@@ -1,18 +1,24 @@
-"""The SQL behind `kretain report`: two GROUP BY passes over `entries`, and the runs.
+"""The SQL behind `kretain report` (the cube, the runs) and the figures made from grouped rows.
 
 Names (async; ``store`` is an open read-only :class:`kretain.store.db.Store`):
-    sequential_reads(store) -> async context manager: in it, `entries` is read front to back
+    table_halves(store) -> async context manager: [store, a second connection], each reading
+                           half of `entries`, at one committed state
     read_cube(store) -> list[CubeRow]            every entry, grouped (one pass)
-    read_owners(store, limit=20) -> list[OwnerRow]   in-policy storage by owner, largest first
     read_partner(store) -> int | None            the partner id of the entries
     read_runs(store) -> (last run | None, as_of of the latest run that recorded one | None)
+    top_owners(groups, limit=20) -> list[OwnerRow]   in-policy storage by owner, largest first
+                                                 (from summary.read_owner_groups)
     timeline(cube) -> Timeline                   removals per day, week or month (from the cube)
     HELD_PREFIX_CHARS, REMOVED_STATES
 
+The report reads the table in two passes: summary.py's GROUP BY rule and owner (the seed's
+table, the headline, media types and the owners) and the cube here, each in two halves at once
+(table_halves).
+
 The cube holds one row per (state, policy, action, creation year, held-back reason, backed up
-or not, day removed, recycled first): every figure of the report except the owners is a sum
-over its rows, so the table is read once for all charts. Python only adds up these groups (a
-few thousand at most); nothing is read per entry.
+or not, day removed, recycled first): every figure of the report that is not the summary's is a
+sum over its rows. Python only adds up these groups (a few thousand at most); nothing is read
+per entry.
 
 When removals happened comes from the per-state timestamps (deleted_at, recycled_at,
 stripped_at): transitions.py stamps them in the same statement that writes the move's event,
@@ -24,14 +30,15 @@ from __future__ import annotations
 
 import contextlib
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from kretain.reports.query import PROGRESS_STEPS
 from kretain.reports.status import ERROR_PREFIX_CHARS
-from kretain.reports.summary import IN_POLICY_STATES
+from kretain.reports.summary import IN_POLICY_STATES, OwnerGroup, sequential_reads
 from kretain.store import queries
-from kretain.store.db import Store
+from kretain.store.db import Store, open_store
 from kretain.store.models import RunRow
 from kretain.store.states import FINISHED, State
 
@@ -43,11 +50,11 @@ __all__ = [
     "Timeline",
     "TimelineRow",
     "read_cube",
-    "read_owners",
     "read_partner",
     "read_runs",
-    "sequential_reads",
+    "table_halves",
     "timeline",
+    "top_owners",
 ]
 
 HELD_PREFIX_CHARS = ERROR_PREFIX_CHARS
@@ -62,48 +69,123 @@ def _marks(values: Iterable[str]) -> str:
     return ", ".join(f"'{v}'" for v in values)
 
 
-@contextlib.asynccontextmanager
-async def sequential_reads(store: Store) -> AsyncIterator[None]:
-    """Inside, `entries` on this connection is a temporary view of the table that uses no
-    index.
+SNAPSHOT_TRIES = 20
 
-    Every query of the report (summary.py's too) aggregates most of the table. Through an
-    index on state, SQLite would fetch each row by its rowid in index order, a random read
-    per row of a table whose rows carry the whole wire object (1.5 GB at a million entries,
-    and far slower still from a cold disk); reading it front to back is one sequential pass.
-    The view changes no result: it selects every row and column of `main.entries`.
+
+async def _begin_read(store: Store) -> None:
+    """BEGIN, and a read that fixes the snapshot the transaction sees."""
+    await store.fetchall("BEGIN")
+    await store.fetchall("SELECT 1 FROM main.meta LIMIT 1")
+
+
+async def _same_snapshot(store: Store, twin: Store) -> bool:
+    """Begin a read transaction on each, on the same committed state; False (and neither
+    begun) when a writer kept committing in between for SNAPSHOT_TRIES tries."""
+    for _ in range(SNAPSHOT_TRIES):
+        before = (await twin.fetchone("PRAGMA data_version"))[0]
+        await _begin_read(store)
+        await _begin_read(twin)
+        if (await twin.fetchone("PRAGMA data_version"))[0] == before:
+            return True
+        await twin.fetchall("COMMIT")
+        await store.fetchall("COMMIT")
+    return False
+
+
+async def _halves(store: Store) -> list[tuple[int, int]]:
+    """Two rowid ranges that split `entries` in about equal halves (none: an empty table)."""
+    first, last = await store.fetchone("SELECT min(rowid), max(rowid) FROM main.entries")
+    if first is None:
+        return []
+    middle = (first + last) // 2
+    return [(first, middle), (middle + 1, last)]
+
+
+@contextlib.asynccontextmanager
+async def table_halves(
+    store: Store, *, progress: Callable[[], bool] | None = None
+) -> AsyncIterator[list[Store]]:
+    """Connections that together read `entries` once, at one committed state, each a part of
+    it front to back (sequential_reads): ``store`` the first half of the rows by rowid, and a
+    second read-only connection the rest. Passes over them run at once, each on its own core
+    (SQLite runs a statement on the calling thread, and Python's sqlite3 lets go of the GIL
+    while it runs); the results of the parts add up to those of the table.
+
+    One committed state: the second connection reads PRAGMA data_version, the first begins,
+    then the second; if the second's data_version inside its transaction is the one it read
+    before, no write was committed in between, so both see what the first sees. A commit in
+    that gap means another try; after SNAPSHOT_TRIES (a writer committing without pause)
+    ``store`` alone reads the whole table. ``progress``: the second connection's progress
+    handler (Ctrl-C, see query.sigint_stops_queries).
     """
-    await store.fetchall("CREATE TEMP VIEW entries AS SELECT * FROM main.entries NOT INDEXED")
+    twin = await open_store(store.path, readonly=True)
     try:
-        yield
+        if progress is not None:
+            handler = progress
+            await twin.run_sync(lambda conn: conn.set_progress_handler(handler, PROGRESS_STEPS))
+        both = await _same_snapshot(store, twin)
+        if not both:
+            await _begin_read(store)
+        try:
+            halves = await _halves(store) if both else []
+            if halves:
+                async with sequential_reads(store, halves[0]), sequential_reads(twin, halves[1]):
+                    yield [store, twin]
+            else:
+                async with sequential_reads(store):
+                    yield [store]
+        finally:
+            if both:
+                await twin.fetchall("COMMIT")
+            await store.fetchall("COMMIT")
     finally:
-        await store.fetchall("DROP VIEW temp.entries")
+        await twin.close()
 
 
 _REMOVED_AT = (
     "CASE state WHEN 'stripped' THEN stripped_at WHEN 'recycled' THEN recycled_at "
     "WHEN 'deleted' THEN coalesce(recycled_at, deleted_at) END"
 )
+# The cube's groups. SQLite's GROUP BY sorts every row before it adds them up, which at a
+# million rows costs more than reading them; here each row is added to its group where it
+# stands, in a temporary table keyed by the group (an upsert: a hash aggregate, in effect),
+# about twice as fast. The key cannot hold NULL (NULLs never conflict), so "none" is '' for
+# text, 0 for the year and -1 for the day. The columns that tell most groups apart come first.
+_CUBE_TABLE = """
+CREATE TEMP TABLE report_cube (
+    removed_day INTEGER NOT NULL, year INTEGER NOT NULL, state TEXT NOT NULL,
+    policy TEXT NOT NULL, action TEXT NOT NULL, held TEXT NOT NULL,
+    backed_up INTEGER NOT NULL, recycled_first INTEGER NOT NULL,
+    entries INTEGER NOT NULL, bytes_saved INTEGER NOT NULL, unsized INTEGER NOT NULL,
+    bytes_freed INTEGER NOT NULL,
+    PRIMARY KEY (removed_day, year, state, policy, action, held, backed_up, recycled_first)
+) WITHOUT ROWID
+"""
 # held: the reason's prefix before ":" (like status.py's error groups), else its first
 # HELD_PREFIX_CHARS characters, so free-text reasons still fall into few groups. Year only for
 # the candidates (the charts by year show them), so the other rows make few groups.
-_CUBE_SQL = f"""
-SELECT state, policy, action,
+# "WHERE true" is SQLite's way of telling the upsert's ON from a join's.
+_CUBE_FILL = f"""
+INSERT INTO temp.report_cube
+SELECT coalesce({_REMOVED_AT} / {DAY}, -1),
        CASE WHEN state IN ({_marks(IN_POLICY_STATES)})
-            THEN CAST(strftime('%Y', created_at, 'unixepoch') AS INTEGER) END AS year,
-       CASE WHEN held_reason IS NULL THEN NULL
+            THEN CAST(strftime('%Y', created_at, 'unixepoch') AS INTEGER) ELSE 0 END,
+       state,
+       coalesce(policy, ''),
+       coalesce(action, ''),
+       CASE WHEN held_reason IS NULL THEN ''
             WHEN instr(held_reason, ':') BETWEEN 2 AND {HELD_PREFIX_CHARS}
             THEN trim(substr(held_reason, 1, instr(held_reason, ':') - 1))
-            ELSE trim(substr(held_reason, 1, {HELD_PREFIX_CHARS})) END AS held,
-       archived_at IS NOT NULL AS backed_up,
-       {_REMOVED_AT} / {DAY} AS removed_day,
-       state = 'deleted' AND recycled_at IS NOT NULL AS recycled_first,
-       count(*),
-       coalesce(sum(bytes_saved), 0),
-       coalesce(sum(bytes_saved IS NULL), 0),
-       coalesce(sum(bytes_freed), 0)
-FROM entries
-GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+            ELSE trim(substr(held_reason, 1, {HELD_PREFIX_CHARS})) END,
+       archived_at IS NOT NULL,
+       state = 'deleted' AND recycled_at IS NOT NULL,
+       1, coalesce(bytes_saved, 0), bytes_saved IS NULL, coalesce(bytes_freed, 0)
+FROM entries WHERE true
+ON CONFLICT (removed_day, year, state, policy, action, held, backed_up, recycled_first)
+DO UPDATE SET entries = entries + 1,
+              bytes_saved = bytes_saved + excluded.bytes_saved,
+              unsized = unsized + excluded.unsized,
+              bytes_freed = bytes_freed + excluded.bytes_freed
 """
 
 
@@ -135,16 +217,25 @@ class CubeRow:
 
 
 async def read_cube(store: Store) -> list[CubeRow]:
-    rows = await store.fetchall(_CUBE_SQL)
+    """Every entry, grouped (see CubeRow); one pass over `entries`."""
+    await store.fetchall(_CUBE_TABLE)
+    try:
+        await store.fetchall(_CUBE_FILL)
+        rows = await store.fetchall(
+            "SELECT state, policy, action, year, held, backed_up, removed_day, recycled_first, "
+            "entries, bytes_saved, unsized, bytes_freed FROM temp.report_cube"
+        )
+    finally:
+        await store.fetchall("DROP TABLE temp.report_cube")
     return [
         CubeRow(
             state=r[0],
-            policy=r[1],
-            action=r[2],
-            year=None if r[3] is None else int(r[3]),
+            policy=r[1] or None,
+            action=r[2] or None,
+            year=int(r[3]) or None,
             held=r[4] or None,
             backed_up=bool(r[5]),
-            removed_day=None if r[6] is None else int(r[6]),
+            removed_day=None if r[6] < 0 else int(r[6]),
             recycled_first=bool(r[7]),
             entries=int(r[8]),
             bytes_saved=int(r[9]),
@@ -163,24 +254,19 @@ class OwnerRow:
     bytes_saved: int
 
 
-_OWNERS_SQL = f"""
-SELECT owner, count(*),
-       coalesce(sum(CASE WHEN media_type IS {_MEDIA_IMAGE} THEN 0
-                    ELSE coalesce(duration, 0) END), 0),
-       coalesce(sum(bytes_saved), 0) AS saved
-FROM entries
-WHERE state IN ({_marks(IN_POLICY_STATES)})
-GROUP BY owner
-ORDER BY saved DESC, count(*) DESC, owner IS NULL, owner
-LIMIT ?
-"""
-
-
-async def read_owners(store: Store, limit: int = 20) -> list[OwnerRow]:
-    """The ``limit`` owners with the most in-policy storage (entries without an owner form one
-    group, owner None). Ties: more entries first, then by name."""
-    rows = await store.fetchall(_OWNERS_SQL, (limit,))
-    return [OwnerRow(r[0], int(r[1]), int(r[2]), int(r[3])) for r in rows]
+def top_owners(groups: Iterable[OwnerGroup], limit: int = 20) -> list[OwnerRow]:
+    """The ``limit`` owners with the most storage in ``groups`` (summary.read_owner_groups of
+    the in-policy states), their rules added up; entries without an owner form one group,
+    owner None. Ties: more entries first, then by name."""
+    by_owner: dict[str | None, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for g in groups:
+        total = by_owner[g.owner]
+        total[0] += g.entries
+        total[1] += g.seconds
+        total[2] += g.bytes_saved
+    rows = [OwnerRow(owner, n, seconds, saved) for owner, (n, seconds, saved) in by_owner.items()]
+    rows.sort(key=lambda o: (-o.bytes_saved, -o.entries, o.owner is None, o.owner or ""))
+    return rows[:limit]
 
 
 async def read_partner(store: Store) -> int | None:

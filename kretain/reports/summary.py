@@ -2,6 +2,9 @@
 
 Names:
     summary_report(store, *, states=None, rule_names=None) -> Table     (async)
+    read_owner_groups(store, states) -> list[OwnerGroup]    (async) the one query behind it
+    summary_table(groups, states, *, rule_names=None) -> Table          the table from them
+    sequential_reads(store) -> async context manager: in it, `entries` is read front to back
     IN_POLICY_STATES, PENDING_STATES, ALL_STATES, check_states(states) -> tuple[str, ...]
 
 Columns: ``metric``, one per rule, ``total``. The rule columns are the default policy's rule names
@@ -24,13 +27,21 @@ excluded); bytes, MB, GB and TB saved (1024-based) and a human "saved" row. One 
 
 Counts and bytes are exact integers; hours, MB, GB and TB are Decimals with two places (rounded
 half up), so CSV, JSON and the table show the same digits.
+
+Every number comes from one GROUP BY rule and owner over the selected entries
+(read_owner_groups): a rule's figures are the sums of its groups, its unique users the owners
+among them, and the total's unique users the owners of all groups, each once. `kretain report`
+reads the same groups (once, for the in-policy states) for this table, its headline and media
+figures, and its owners chart, so the two can never disagree.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import contextlib
+from collections import defaultdict
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import humanize
 
@@ -43,9 +54,14 @@ from kretain.store.states import FINISHED, State
 __all__ = [
     "ALL_STATES",
     "IN_POLICY_STATES",
+    "METRICS",
     "PENDING_STATES",
+    "OwnerGroup",
     "check_states",
+    "read_owner_groups",
+    "sequential_reads",
     "summary_report",
+    "summary_table",
 ]
 
 # Every state the policy acts on: the entry matched a rule, was not exempt, and is somewhere
@@ -99,40 +115,93 @@ def two_places(value: Decimal) -> Decimal:
     return value.quantize(_TWO_PLACES, rounding=ROUND_HALF_UP)
 
 
-# One aggregate row per group; without GROUP BY the same SQL gives the total column.
-_AGGREGATES = f"""
-    count(*),
-    count(DISTINCT owner),
-    count(DISTINCT CASE WHEN coalesce(plays, 0) = 0 THEN owner END),
-    coalesce(sum(media_type = {_MEDIA_VIDEO}), 0),
-    coalesce(sum(media_type = {_MEDIA_AUDIO}), 0),
-    coalesce(sum(media_type = {_MEDIA_IMAGE}), 0),
-    coalesce(sum(is_external AND NOT is_quiz), 0),
-    coalesce(sum(is_quiz AND NOT is_external), 0),
-    coalesce(sum(is_quiz AND is_external), 0),
-    coalesce(sum(CASE WHEN media_type IS {_MEDIA_IMAGE} THEN 0 ELSE coalesce(duration, 0) END), 0),
-    coalesce(sum(coalesce(bytes_saved, 0)), 0),
-    coalesce(sum(bytes_saved IS NULL), 0)
+@contextlib.asynccontextmanager
+async def sequential_reads(
+    store: Store, rowids: tuple[int, int] | None = None
+) -> AsyncIterator[None]:
+    """Inside, `entries` on this connection is a temporary view of the table that uses no
+    index; with ``rowids`` (first, last), of the rows in that rowid range only.
+
+    The summary and the report aggregate most of the table. Through an index on state (or
+    owner), SQLite would fetch each row by its rowid in index order, a random read per row of a
+    table whose rows carry the whole wire object (1.5 GB at a million entries, and far slower
+    still from a cold disk); reading it front to back is one sequential pass. The view changes
+    no result: it selects every row and column of `main.entries` (in the range). A range is
+    one part of the table for one connection of several reading it at once.
+    """
+    part = "" if rowids is None else f"WHERE rowid BETWEEN {int(rowids[0])} AND {int(rowids[1])}"
+    await store.fetchall(
+        f"CREATE TEMP VIEW entries AS SELECT * FROM main.entries NOT INDEXED {part}"
+    )
+    try:
+        yield
+    finally:
+        await store.fetchall("DROP VIEW temp.entries")
+
+
+class OwnerGroup(NamedTuple):
+    """The selected entries of one rule (None: no rule) and one owner (None: no owner)."""
+
+    policy: str | None
+    owner: str | None
+    entries: int
+    unplayed: int  # entries with no play recorded (plays 0, or no play data)
+    video: int
+    audio: int
+    image: int
+    youtube: int  # external, not quiz
+    quiz: int  # quiz, not external
+    youtube_quiz: int  # both
+    seconds: int  # running time, images excluded
+    bytes_saved: int  # unknown sizes add 0 (see unsized)
+    unsized: int
+
+
+# One pass, every figure of the table: SQLite sorts the selected rows once, by owner then
+# rule, and sums each group.
+_OWNER_GROUPS_SQL = f"""
+SELECT policy, owner, count(*),
+       sum(coalesce(plays, 0) = 0),
+       coalesce(sum(media_type = {_MEDIA_VIDEO}), 0),
+       coalesce(sum(media_type = {_MEDIA_AUDIO}), 0),
+       coalesce(sum(media_type = {_MEDIA_IMAGE}), 0),
+       sum(is_external AND NOT is_quiz),
+       sum(is_quiz AND NOT is_external),
+       sum(is_quiz AND is_external),
+       sum(CASE WHEN media_type IS {_MEDIA_IMAGE} THEN 0 ELSE coalesce(duration, 0) END),
+       sum(coalesce(bytes_saved, 0)),
+       sum(bytes_saved IS NULL)
+FROM entries
+WHERE state IN ({{marks}})
+GROUP BY owner, policy
 """
-_COUNT_METRICS = (
-    "candidates",
-    "unique users",
-    "unique users (0 plays)",
-    "media type: video",
-    "media type: audio",
-    "media type: image",
-    "media subtype: YouTube",
-    "media subtype: Quiz",
-    "media subtype: YouTube Quiz",
-)
 
 
-def _column(agg: Sequence[Any]) -> list[Any]:
-    """The metric values, in row order, from one aggregate row."""
-    counts = [int(v) for v in agg[:9]]
-    seconds, saved, unsized = int(agg[9]), int(agg[10]), int(agg[11])
+async def read_owner_groups(store: Store, states: Sequence[str]) -> list[OwnerGroup]:
+    """The entries in ``states`` (checked names, see check_states), grouped by rule and owner."""
+    sql = _OWNER_GROUPS_SQL.format(marks=",".join("?" * len(states)))
+    return [OwnerGroup(*r) for r in await store.fetchall(sql, tuple(states))]
+
+
+def _column(groups: Sequence[OwnerGroup]) -> list[Any]:
+    """The metric values, in row order, of the groups of one column."""
+    owners = {g.owner for g in groups if g.owner is not None}
+    unplayed = {g.owner for g in groups if g.owner is not None and g.unplayed}
+    # The count columns (entries ... unsized) of every group, added up column by column.
+    sums = [sum(column) for column in zip(*(g[2:] for g in groups), strict=True)]
+    entries, _, video, audio, image, youtube, quiz, youtube_quiz, seconds, saved, unsized = (
+        sums or [0] * 11
+    )
     return [
-        *counts,
+        entries,
+        len(owners),
+        len(unplayed),
+        video,
+        audio,
+        image,
+        youtube,
+        quiz,
+        youtube_quiz,
         seconds,
         two_places(Decimal(seconds) / 3600),
         saved,
@@ -145,7 +214,15 @@ def _column(agg: Sequence[Any]) -> list[Any]:
 
 
 METRICS: tuple[str, ...] = (
-    *_COUNT_METRICS,
+    "candidates",
+    "unique users",
+    "unique users (0 plays)",
+    "media type: video",
+    "media type: audio",
+    "media type: image",
+    "media subtype: YouTube",
+    "media subtype: Quiz",
+    "media subtype: YouTube Quiz",
     "duration (seconds)",
     "duration (hours)",
     "bytes saved",
@@ -155,6 +232,33 @@ METRICS: tuple[str, ...] = (
     "saved",
     "not sized yet",
 )
+
+
+def summary_table(
+    groups: Iterable[OwnerGroup],
+    states: Sequence[str],
+    *,
+    rule_names: Sequence[str] | None = None,
+) -> Table:
+    """The seed's summary table of ``groups`` (read_owner_groups of ``states``; the groups of
+    several parts of the table, read at once, may name the same rule and owner: they add up).
+
+    ``rule_names``: rule columns always shown, in order (None = the default policy's rules);
+    other rule names present in the groups get their own column after them.
+    """
+    groups = list(groups)
+    by_rule: dict[str, list[OwnerGroup]] = defaultdict(list)
+    for g in groups:
+        by_rule[NO_RULE if g.policy is None else g.policy].append(g)
+    names = list(dict.fromkeys(rule_names if rule_names is not None else _default_rule_names()))
+    names += sorted(n for n in by_rule if n not in names)
+    columns = [_column(by_rule.get(n, ())) for n in names] + [_column(groups)]
+    rows = [[metric, *(col[i] for col in columns)] for i, metric in enumerate(METRICS)]
+    return Table(
+        headers=["metric", *names, "total"],
+        rows=rows,
+        title=f"Retention summary (states: {', '.join(states)})",
+    )
 
 
 async def summary_report(
@@ -169,22 +273,6 @@ async def summary_report(
     other rule names present in the data get their own column after them.
     """
     chosen = check_states(states)
-    marks = ",".join("?" * len(chosen))
-    where = f"FROM entries WHERE state IN ({marks})"
-    groups = await store.fetchall(
-        f"SELECT coalesce(policy, '{NO_RULE}'), {_AGGREGATES} {where} "
-        f"GROUP BY coalesce(policy, '{NO_RULE}')",
-        chosen,
-    )
-    total = await store.fetchone(f"SELECT {_AGGREGATES} {where}", chosen)
-    by_rule = {row[0]: _column(list(row)[1:]) for row in groups}
-    names = list(dict.fromkeys(rule_names if rule_names is not None else _default_rule_names()))
-    names += sorted(n for n in by_rule if n not in names)
-    empty = _column([0] * 12)
-    columns = [by_rule.get(n, empty) for n in names] + [_column(list(total))]
-    rows = [[metric, *(col[i] for col in columns)] for i, metric in enumerate(METRICS)]
-    return Table(
-        headers=["metric", *names, "total"],
-        rows=rows,
-        title=f"Retention summary (states: {', '.join(chosen)})",
-    )
+    async with sequential_reads(store):
+        groups = await read_owner_groups(store, chosen)
+    return summary_table(groups, chosen, rule_names=rule_names)

@@ -183,3 +183,41 @@ def test_retry_resets_exhausted_attempts_and_records_it(tmp_path: Path) -> None:
         ).fetchall() == [("attempts_reset", "backup_attempts was 5")]
     again = invoke(["--db", str(db), "retry", "--stage", "backup", "--entry", "0_retry001"])
     assert again.exit_code == 0  # nothing left to reset
+
+
+def test_kaltura_errors_are_one_line_and_the_client_loads_only_when_needed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import subprocess
+    import sys
+
+    import click
+
+    from kretain.cli import _run_async
+    from kretain.kaltura.errors import ApiError, ConnectionFailed
+
+    for error, line in (
+        (ApiError("INVALID_KS", "Invalid KS"), "Kaltura API error INVALID_KS: Invalid KS"),
+        (ConnectionFailed("refused"), "cannot talk to Kaltura: refused"),
+    ):
+
+        async def fail(error: Exception = error) -> None:
+            raise error
+
+        with pytest.raises(click.exceptions.Exit) as exited:
+            _run_async(fail())
+        assert exited.value.exit_code == 7, line
+        assert capsys.readouterr().err == f"kretain: {line}\n"
+
+    async def other() -> None:
+        raise ValueError("not Kaltura's")
+
+    with pytest.raises(ValueError):
+        _run_async(other())
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, kretain.cli; print('aiohttp' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert loaded.stdout.strip() == "False"  # status, summary, report ... start faster

@@ -4,10 +4,13 @@ tables beneath them, user text is escaped, and the page needs nothing from the n
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
 import re
 import sqlite3
+import threading
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
@@ -32,8 +35,9 @@ from reporthelpers import (
 )
 
 from kretain.policy import Exemptions, Policy
-from kretain.reports import build_report, render_report, summary_report
+from kretain.reports import build_report, render_report, report_queries, summary_report
 from kretain.reports.charts import esc
+from kretain.reports.report_queries import table_halves
 from kretain.store import Store, open_store, queries
 from kretain.store.states import State
 
@@ -471,6 +475,74 @@ async def test_reads_while_a_writer_holds_the_database(enforced: Path) -> None:
         writer.close()
         await store.close()
     assert during == before  # the committed snapshot, uncommitted work unseen
+
+
+async def test_both_passes_read_one_state_while_a_writer_commits(built: Path) -> None:
+    """The connections of table_halves see the same committed state, whatever a writer commits
+    meanwhile (a commit between their starts means another try, or one connection)."""
+    stop = threading.Event()
+
+    def write() -> None:
+        conn = sqlite3.connect(built, isolation_level=None)
+        try:
+            for n in itertools.count():
+                if stop.is_set():
+                    return
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('report-test', ?)", (n,)
+                )
+                time.sleep(0.0005 * (n % 4))  # commits back to back, and with gaps
+        finally:
+            conn.close()
+
+    sql = "SELECT value FROM meta WHERE key = 'report-test'"
+    writer = threading.Thread(target=write)
+    store = await open_store(built, readonly=True)
+    writer.start()
+    try:
+        seen = set()
+        for _ in range(40):
+            async with table_halves(store) as halves:
+                one = await halves[0].fetchall(sql)
+                await asyncio.sleep(0.002)
+                assert await halves[-1].fetchall(sql) == one == await halves[0].fetchall(sql)
+                seen.add((tuple(tuple(r) for r in one), len(halves)))
+        assert len(seen) > 1  # the writer did commit meanwhile
+    finally:
+        stop.set()
+        writer.join()
+        await store.close()
+
+
+async def test_the_halves_read_every_row_once(enforced: Path) -> None:
+    conn = sqlite3.connect(enforced)
+    whole = sorted(r[0] for r in conn.execute("SELECT id FROM entries"))
+    conn.close()
+    store = await open_store(enforced, readonly=True)
+    try:
+        async with table_halves(store) as halves:
+            ids = [[r[0] for r in await half.fetchall("SELECT id FROM entries")] for half in halves]
+    finally:
+        await store.close()
+    assert len(halves) == 2 and all(ids)
+    assert sorted(ids[0] + ids[1]) == whole
+
+
+async def test_one_connection_when_a_writer_never_pauses(
+    enforced: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No try left: the caller's connection reads the whole table, with the same figures."""
+    want = figures(await report(enforced)).tables
+    monkeypatch.setattr(report_queries, "SNAPSHOT_TRIES", 0)
+    store = await open_store(enforced, readonly=True)
+    try:
+        async with table_halves(store) as halves:
+            assert halves == [store]
+            whole = sqlite3.connect(enforced).execute("SELECT count(*) FROM entries").fetchone()
+            assert tuple(await store.fetchone("SELECT count(*) FROM entries")) == whole
+    finally:
+        await store.close()
+    assert figures(await report(enforced)).tables == want
 
 
 async def test_the_callers_store_is_left_as_it_was(ro_store: Store) -> None:

@@ -82,6 +82,29 @@ def test_hide_owners_by_flag_or_environment(built: Path) -> None:
     assert ">carol<" in again
 
 
+def test_report_settings_in_kretain_toml(built: Path, tmp_path: Path) -> None:
+    """[report] in kretain.toml, below the environment and the flags."""
+    (tmp_path / "kretain.toml").write_text(
+        '[report]\nout = "board/report.md"\nformat = "markdown"\nhide_owners = true\n',
+        encoding="utf-8",
+    )
+    (tmp_path / "board").mkdir()
+    result = invoke("--db", str(built), "report")
+    out = tmp_path / "board" / "report.md"
+    assert result.exit_code == 0 and result.stdout.strip() == str(out), result.output
+    text = out.read_text(encoding="utf-8")
+    assert text.startswith("# Media retention report\n") and "carol" not in text
+    shown = invoke("--db", str(built), "report", "--out", "-", "--show-owners").stdout
+    assert shown.startswith("# Media retention report\n") and "carol" in shown
+    env = {"KRETAIN_REPORT_HIDE_OWNERS": "no", "KRETAIN_REPORT_FORMAT": "html"}
+    page = invoke("--db", str(built), "report", "--out", "-", env=env).stdout
+    assert page.startswith("<!doctype html>") and ">carol<" in page
+    bad = CliRunner().invoke(
+        cli, ["--db", str(built), "report"], env={"KRETAIN_REPORT_FORMAT": "pdf"}
+    )
+    assert bad.exit_code != 0 and "KRETAIN_REPORT_FORMAT must be html or markdown" in bad.output
+
+
 def test_the_report_describes_the_users_policy(built: Path, tmp_path: Path) -> None:
     (tmp_path / "kretain.toml").write_text(
         '[policy.exemptions]\ntags = ["legal-hold"]\nowners = ["dean.of.law"]\n',
@@ -103,7 +126,9 @@ def test_a_missing_database_is_one_line(tmp_path: Path) -> None:
 
 def test_help_names_the_options() -> None:
     text = invoke("report", "--help").output
-    for word in ("--out", "--format", "--hide-owners", "KRETAIN_REPORT_HIDE_OWNERS"):
+    words = ("--out", "--format", "--hide-owners", "KRETAIN_REPORT_HIDE_OWNERS",
+             "KRETAIN_REPORT_OUT", "KRETAIN_REPORT_FORMAT", "hide_owners")  # fmt: skip
+    for word in words:
         assert word in text
 
 

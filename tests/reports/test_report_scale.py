@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from kretain.reports.report_queries import sequential_reads
 from kretain.reports.summary import summary_report
 from kretain.store import open_store
 
@@ -48,16 +47,16 @@ def test_a_million_entries_render_in_under_5_s_into_under_1_mb(tmp_path: Path) -
     seconds = time.perf_counter() - started
     size = out.stat().st_size
     summary = asyncio.run(_summary_seconds(db))
-    print(f"\n1M entries: kretain report {seconds:.2f} s ({summary:.2f} s in summary.py's "
-          f"queries), {size:,} bytes")  # fmt: skip
+    print(f"\n1M entries: kretain report {seconds:.2f} s (summary.py's pass alone: "
+          f"{summary:.2f} s), {size:,} bytes")  # fmt: skip
     assert 'data-figure="headline.audited" data-value="1000000"' in out.read_text("utf-8")
     assert size < 1_000_000
-    assert seconds < 5.0, f"{seconds:.2f} s, of which summary.py's queries {summary:.2f} s"
+    assert seconds < 5.0, f"{seconds:.2f} s (summary.py's pass alone: {summary:.2f} s)"
 
 
 async def _summary_seconds(db: Path) -> float:
-    """The share of summary_report, read as the report reads it."""
-    async with await open_store(db, readonly=True) as store, sequential_reads(store):
+    """The time of summary_report (its one pass reads the table as the report does)."""
+    async with await open_store(db, readonly=True) as store:
         started = time.perf_counter()
         await summary_report(store)
         return time.perf_counter() - started
