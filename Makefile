@@ -24,6 +24,8 @@ test: install
 bench: install
 	$(BIN)/python bench/audit.py
 	$(BIN)/python bench/backup.py
+	$(BIN)/python bench/backup.py --archive s3://kretain-bench/archive --cap-mb 80
+	$(BIN)/python bench/delete.py
 	$(BIN)/python bench/report.py
 
 clean:
