@@ -20,7 +20,7 @@ audit, the backup, verify, the delete stage and restore can never disagree:
     re-evaluation  recheck(stored, fresh_wire, policy, as_of) -> Recheck: still qualifies /
                    kept (with reason) / exempt / gone / error
     restore        restore_plan(entry_json, id) -> RestorePlan; entry_for_add / asset_for_add
-                   (what media.add and <kind>.add may carry: ENTRY_NOT_SETTABLE, ENTRY_NOT_SENT),
+                   (what media.add and <kind>.add may carry: ENTRY_RESTORED_FIELDS, ENTRY_NOT_SENT),
                    restore_reference, restore_note, not_recreatable, in_recycle_bin,
                    is_default_thumb, upload_chunks, RESTORED_EXEMPTION, RESTORED_TAG
 
@@ -47,7 +47,6 @@ __all__ = [
     "ASSET_RESTORED_FIELDS",
     "ENTRY_DELETED",
     "ENTRY_NOT_SENT",
-    "ENTRY_NOT_SETTABLE",
     "ENTRY_NO_CONTENT",
     "ENTRY_READY",
     "ENTRY_RESTORED_FIELDS",
@@ -709,44 +708,12 @@ ENTRY_RECYCLED = -2  # displayInSearch of an entry in the recycle bin
 ANY_DISPLAY_IN_SEARCH_WIRE = "-2,-1,0,1,2"
 DISPLAY_SYSTEM = -1  # displayInSearch of a multi-stream child
 
-# Read-only on the server (@readonly): media.add refuses them (PROPERTY_VALIDATION_NOT_UPDATABLE),
-# so a re-created entry gets new values. The originals stay in kretain's database (the old
-# row: created_at, plays, last_played_at, raw), in the archive's entry.json, and in the note
-# restore_note() appends to the description.
-ENTRY_NOT_SETTABLE: tuple[str, ...] = (
-    "id",
-    "partnerId",
-    "status",
-    "moderationStatus",
-    "moderationCount",
-    "createdAt",
-    "updatedAt",
-    "rank",
-    "totalRank",
-    "votes",
-    "downloadUrl",
-    "searchText",
-    "version",
-    "thumbnailUrl",
-    "replacingEntryId",
-    "replacedEntryId",
-    "replacementStatus",
-    "rootEntryId",
-    "capabilities",
-    "defaultLanguage",
-    "responseLanguage",
-    "plays",
-    "views",
-    "lastPlayedAt",
-    "width",
-    "height",
-    "duration",
-    "durationType",
-    "mediaDate",
-    "dataUrl",
-    "flavorParamsIds",
-    "isTrimDisabled",
-)
+# Read-only on the server (@readonly), so media.add refuses them and a re-created entry gets new
+# values: the entry's id, status, times, plays, last played and sizes (the README's Restore
+# section lists them; the simulator enforces them as the server does, in
+# kretain/simulator/ingest.py). restore sends only ENTRY_RESTORED_FIELDS below, so none of
+# them is ever sent; the originals stay in kretain's database (the old row), in the archive's
+# entry.json, and in the note restore_note() appends to the description.
 # Settable, and sent as they were (userId and creatorId keep the owner and the creator;
 # accessControlId, scheduling, entitled users and categories keep who may see the entry: a
 # restore must not widen access, so Kaltura refusing one of them fails the restore).

@@ -21,12 +21,11 @@ import secrets
 import time
 from collections.abc import AsyncGenerator, Collection
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from kretain.archive import layout
 from kretain.archive.errors import ArchiveUnavailable, DiskFull, PartFileBusy
-from kretain.archive.target import StoredFile
+from kretain.archive.target import ArchiveTarget, StoredFile
 
 __all__ = ["DEFAULT_MIN_FREE_BYTES", "LocalFS", "LocalSink", "LocalTarget", "part_path"]
 
@@ -180,7 +179,7 @@ class LocalSink:
         layout.fsync_dir(self.dest.parent)
 
 
-class LocalTarget:
+class LocalTarget(ArchiveTarget):
     """The archive in a directory (see the module docstring).
 
     ``min_free_bytes`` is the margin ``ensure_room`` keeps free beyond the rest of a file;
@@ -205,17 +204,6 @@ class LocalTarget:
 
     def __repr__(self) -> str:
         return f"LocalTarget({self.uri})"
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         return None

@@ -66,8 +66,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import aiohttp
 import structlog
@@ -84,7 +83,7 @@ from kretain.archive.errors import (
     PartFileBusy,
     redact_url,
 )
-from kretain.archive.target import StoredFile
+from kretain.archive.target import ArchiveTarget, StoredFile
 from kretain.errors import ConfigError
 
 __all__ = [
@@ -275,7 +274,7 @@ class _Part:
 _WRITING: set[tuple[str | None, str, str]] = set()
 
 
-class S3Target:
+class S3Target(ArchiveTarget):
     """The archive under ``s3://bucket/prefix`` (see the module docstring).
 
     ``endpoint_url`` for S3-compatible stores (path-style addressing is used then);
@@ -335,17 +334,6 @@ class S3Target:
         if self.endpoint_url:
             return f"{self.uri} at {redact_url(self.endpoint_url)}"
         return self.uri
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         stack, self._stack, self._client = self._stack, None, None

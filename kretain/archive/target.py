@@ -111,14 +111,18 @@ class ArchiveTarget(Protocol):
         """``file:///abs/path`` or ``s3://bucket/prefix``; never credentials."""
         ...
 
-    async def __aenter__(self) -> Self: ...
+    # The two targets subclass this protocol for these two: entering opens nothing (a client
+    # is made on first use), leaving closes what was opened.
+    async def __aenter__(self) -> Self:
+        return self
 
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None: ...
+    ) -> None:
+        await self.aclose()
 
     async def aclose(self) -> None: ...
 

@@ -200,19 +200,6 @@ def _csv(value: str | None) -> list[str]:
     return [p.strip() for p in (value or "").split(",") if p.strip()]
 
 
-def _assets_changed(entry_id: str, data: Any, stored: Sequence[AssetRow]) -> bool:
-    """The entry's (and its children's) assets differ from the sized ones: ids or sizes."""
-    fresh = set()
-    for owner in [entry_id, *data.children.get(entry_id, [])]:
-        for kind, wire in data.by_owner.get(owner, ()):
-            try:
-                asset = rules.parse_asset(kind, wire, owner=owner)
-            except rules.WireValueError:
-                return True
-            fresh.add((asset.id, asset.size_bytes))
-    return fresh != {(a.id, a.size_bytes) for a in stored}
-
-
 class _EntryFailed(Exception):
     """The entry cannot be archived in this run; the message becomes last_error."""
 
@@ -399,7 +386,7 @@ class _Archiver:
             setattr(self.result, to.value, getattr(self.result, to.value) + 1)
             exempt_by = check.decision.exempt_by if check.decision else None
             updates = {"action": None, "policy": check.rule, "exempt_by": exempt_by}
-        elif check.action != str(row.action) or _assets_changed(row.id, data, stored):
+        elif check.action != str(row.action) or data.assets_changed(row.id, stored):
             to, self.result.resize = State.CANDIDATE, self.result.resize + 1
             updates = {"action": check.action, "policy": check.rule}
         if check.fields is not None:

@@ -204,11 +204,10 @@ def _held(row: EntryRow, why: str) -> _Line:
 def _owners_flavors(row: EntryRow, data: BatchData) -> dict[str, list[rules.Asset]]:
     owners: dict[str, list[rules.Asset]] = {}
     for owner in (row.id, *data.children.get(row.id, [])):
-        owners[owner] = [
-            rules.parse_asset(kind, wire, owner=owner)
-            for kind, wire in data.by_owner.get(owner, ())
-            if kind == "flavor"
-        ]
+        owners[owner] = []
+    for owner, kind, wire in data.wire_assets(row.id):
+        if kind == "flavor":
+            owners[owner].append(rules.parse_asset(kind, wire, owner=owner))
     return owners
 
 
@@ -235,18 +234,6 @@ def _strip_plan(row: EntryRow, data: BatchData) -> _Line:
     line.victims = victims
     line.bytes = sum(v.size_bytes for v in victims)
     return line
-
-
-def _assets_changed(row: EntryRow, data: BatchData, stored: Sequence[Any]) -> bool:
-    fresh: set[tuple[str, int]] = set()
-    for owner in (row.id, *data.children.get(row.id, [])):
-        for kind, wire in data.by_owner.get(owner, ()):
-            try:
-                a = rules.parse_asset(kind, wire, owner=owner)
-            except rules.WireValueError:
-                return True
-            fresh.add((a.id, a.size_bytes))
-    return fresh != {(a.id, a.size_bytes) for a in stored}
 
 
 # ---- the stage --------------------------------------------------------------------------------
@@ -365,7 +352,7 @@ class _Stage:
             if row.archive_uri != self.uri:
                 where = row.archive_uri or "an unrecorded archive"
                 return _held(row, f"archive not verified: backed up to {where}")
-            if _assets_changed(row, data, stored):
+            if data.assets_changed(row.id, stored):
                 return _Line(
                     row,
                     "size again",
@@ -952,12 +939,7 @@ async def _resolve_one(
 
     back = State(row.lease_from_state or State.SIZED)
     if row.action == Action.DELETE_FLAVORS:
-        live = {
-            wire.get("id")
-            for owner in (row.id, *data.children.get(row.id, []))
-            for kind, wire in data.by_owner.get(owner, ())
-            if kind == "flavor"
-        }
+        live = {wire.get("id") for _, kind, wire in data.wire_assets(row.id) if kind == "flavor"}
         removed = [a for call, a, _ in intents if call == FLAVOR_CALL and a and a not in live]
         for call, asset_id, answered in intents:
             if not answered:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,7 @@ from kretain.kaltura.client import ASSET_SERVICES, Call, KalturaClient
 from kretain.kaltura.errors import ApiError, InvalidResponse, KalturaError
 from kretain.kaltura.models import parse_list_response
 from kretain.kaltura.retry import decide
+from kretain.store.models import AssetRow
 
 __all__ = [
     "MAX_BATCH_SIZE",
@@ -176,6 +177,24 @@ class BatchData:
     children: dict[str, list[str]]
     failed: dict[str, str]
     child_entries: dict[str, dict[str, Any]] = field(default_factory=dict)  # wire, by child id
+
+    def wire_assets(self, entry_id: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        """``(owner, kind, wire asset)`` for the entry's assets, then each child's."""
+        for owner in (entry_id, *self.children.get(entry_id, [])):
+            for kind, wire in self.by_owner.get(owner, ()):
+                yield owner, kind, wire
+
+    def assets_changed(self, entry_id: str, stored: Iterable[AssetRow]) -> bool:
+        """The entry's (and its children's) assets now differ from ``stored`` (the sized
+        ones) in ids or sizes; an asset that cannot be read counts as a change."""
+        fresh: set[tuple[str, int]] = set()
+        for owner, kind, wire in self.wire_assets(entry_id):
+            try:
+                asset = rules.parse_asset(kind, wire, owner=owner)
+            except rules.WireValueError:
+                return True
+            fresh.add((asset.id, asset.size_bytes))
+        return fresh != {(a.id, a.size_bytes) for a in stored}
 
 
 class KalturaUnreachable(Exception):

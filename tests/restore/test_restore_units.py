@@ -13,6 +13,7 @@ import pytest
 from kretain import rules
 from kretain.kaltura.transport import FileChanged, FilePart
 from kretain.policy import Policy, evaluate, facts_from_fields, with_restored
+from kretain.simulator.ingest import ENTRY_READONLY
 from kretain.store import migrations, open_store, queries, transitions
 from kretain.store.models import entry_fields_from_wire
 from kretain.store.states import Action, State
@@ -64,7 +65,7 @@ def test_media_add_never_carries_what_kaltura_refuses() -> None:
     sent = rules.entry_for_add(
         wire(), old_id="0_orig0001", reference_id="kretain-restore-0_orig0001", restored_on=NOW
     )
-    assert not set(sent) & set(rules.ENTRY_NOT_SETTABLE)
+    assert not set(sent) & set(ENTRY_READONLY)  # what the server refuses
     assert not set(sent) & set(rules.ENTRY_NOT_SENT)
     assert {k: sent[k] for k in ("name", "userId", "creatorId", "categories", "partnerData")} == {
         "name": "Biology 101", "userId": "alice", "creatorId": "bob",
