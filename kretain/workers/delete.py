@@ -596,9 +596,9 @@ class _Stage:
         )
         lost = blocked = 0
         while True:
-            await limiter.acquire()
             try:
-                await send()
+                async with limiter.slot():
+                    await send()
                 outcome = "ok"
             except NotFound:
                 outcome = "not_found"

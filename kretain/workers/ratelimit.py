@@ -1,39 +1,48 @@
 """Pacing for the calls that change Kaltura: at most N calls of an action in any W seconds.
 
     limiter = WindowLimiter(35, 10.0)          # one per action (baseEntry.delete, ...)
-    await limiter.acquire()                     # before each call
+    async with limiter.slot():                  # around each call, its answer included
+        await send()
     await asyncio.sleep(limiter.blocked())      # after ACTION_BLOCKED; then retry that call
 
 Kaltura counts an action's calls in a fixed window that starts at the first call and blocks
-the rest with ACTION_BLOCKED (the blocked calls count too). A sliding log of the last N
-calls keeps EVERY window of W seconds at N calls or fewer, so whatever the server's window
-boundaries are, a configured rate at or below the partner's limit is never blocked; a plain
-token bucket would allow a burst of N right after N calls and be blocked.
+the rest with ACTION_BLOCKED (the blocked calls count too). The server counts a call at some
+moment between its sending and its answer, and that moment moves with network and server
+load. So a call is sent only once W seconds have passed since the ANSWER of the call N places
+before it (and of every earlier one): then no two calls N apart can be counted in one window,
+whatever the server's window boundaries and however late or early each call is counted. A
+sliding log of send times alone (or a token bucket, which allows a burst of N right after N
+calls) is blocked whenever the load delays one call's counting more than another's. The
+price is one round trip per window.
 
 When the partner's real limit is lower than configured, ``blocked()`` lowers this limiter's
 rate for the rest of the run and pauses every caller until the server's window has passed
 (W plus jitter): the next calls go at the lower rate instead of hammering (the old scripts'
 busy loop re-queued at once). The new limit is one below the calls the server had just let
-through in a window (at most one below the old limit): a real limit far below the configured
-rate is found at once, and a block caused by a call arriving late (network or server jitter)
-costs one call per window, not a fifth of the rate.
+through in a window (at most one below the old limit), so a real limit far below the
+configured rate is found at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 __all__ = ["LimiterStats", "WindowLimiter"]
 
 JITTER = 0.2  # extra wait after ACTION_BLOCKED, as a fraction of the window
-# Calls reach the server a little later or sooner than they leave (queues, jitter): spacing
-# them by a window this much longer keeps the server's count under the limit too.
-MARGIN = 0.02
+
+
+@dataclass
+class _Call:
+    sent: float
+    answered: float | None = None  # None while the call is in flight
+    settled: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass
@@ -70,36 +79,58 @@ class WindowLimiter:
         self.stats = LimiterStats()
         self._clock = clock
         self._rand = rand
-        self._times: deque[float] = deque()
+        self._calls: deque[_Call] = deque()
         self._paused_until = 0.0
         self._lock = asyncio.Lock()
 
-    async def acquire(self) -> None:
-        """Wait until a call keeps every window at ``limit`` calls or fewer; count it."""
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Wait for this call's turn, count it, and note when its answer (or error) came:
+        wrap the call itself, so the next calls are spaced from its answer."""
+        call = await self._take_turn()
+        try:
+            yield
+        finally:
+            call.answered = self._clock()
+            call.settled.set()
+
+    async def _take_turn(self) -> _Call:
         async with self._lock:  # FIFO: waiters keep their order
             while True:
                 now = self._clock()
-                span = self.window * (1 + MARGIN)
-                while self._times and self._times[0] <= now - span:
-                    self._times.popleft()
+                # Calls answered a window ago or more no longer hold anyone back.
+                calls = self._calls
+                while (
+                    calls
+                    and calls[0].answered is not None
+                    and (calls[0].answered <= now - self.window)
+                ):
+                    calls.popleft()
                 wait = self._paused_until - now
-                if wait <= 0 and len(self._times) >= self.limit:
-                    wait = self._times[0] + span - now
+                if wait <= 0 and len(calls) >= self.limit:
+                    earlier = [calls[i] for i in range(len(calls) - self.limit + 1)]
+                    in_flight = next((c for c in earlier if c.answered is None), None)
+                    if in_flight is not None:
+                        await in_flight.settled.wait()
+                        continue
+                    wait = max(c.answered or 0.0 for c in earlier) + self.window - now
                 if wait <= 0:
                     break
                 await asyncio.sleep(wait)
-            self._times.append(now)
+            call = _Call(now)
+            calls.append(call)
             s = self.stats
             s.calls += 1
             s.first = now if s.first is None else s.first
             s.last = now
+            return call
 
     def blocked(self) -> float:
         """The server said ACTION_BLOCKED: lower the rate, pause everyone for a window (plus
         jitter), and return how long the caller should wait before it retries its call."""
         self.stats.blocked += 1
         now = self._clock()
-        recent = sum(1 for t in self._times if t > now - self.window * (1 + MARGIN))
+        recent = sum(1 for c in self._calls if c.sent > now - self.window)
         self.limit = max(1, min(self.limit - 1, recent - 1))
         self.stats.limits.append(self.limit)
         wait = self.window * (1 + JITTER * self._rand())

@@ -383,13 +383,14 @@ class _Restorer:
         lost = blocked = 0
         while True:
             limiter = self.limiter(call)
-            await limiter.acquire()
-            await transitions.record_intent(
-                store, run_id=run_id, call=call, entry_id=row.id, asset_id=asset_id, detail=detail
-            )
-            self.result.calls += 1
             try:
-                result = await send()
+                async with limiter.slot():
+                    await transitions.record_intent(
+                        store, run_id=run_id, call=call, entry_id=row.id, asset_id=asset_id,
+                        detail=detail,
+                    )  # fmt: skip
+                    self.result.calls += 1
+                    result = await send()
             except RateLimited:
                 blocked += 1
                 await transitions.record_api_event(
