@@ -408,6 +408,22 @@ async def update_asset_backup(
             raise StoreError(f"asset {asset_id} of entry {entry_id} is not in the store")
 
 
+async def record_backup_progress(
+    store: Store, progress: Sequence[tuple[AssetRow | tuple[str, str], int]]
+) -> None:
+    """How far files still being written got: ``(asset, bytes held durably)`` each, marked
+    partial. A file recorded as finished meanwhile (verified, failed, skipped) is left as it
+    is: progress read before a file ended must never undo its verification."""
+    if not progress:
+        return
+    keys = [(done, *((a.entry_id, a.id) if isinstance(a, AssetRow) else a)) for a, done in progress]
+    await store.executemany(
+        "UPDATE assets SET bytes_done = ?, backup_state = 'partial' "
+        "WHERE entry_id = ? AND id = ? AND backup_state IN ('pending', 'partial')",
+        keys,
+    )
+
+
 # ---- reports ------------------------------------------------------------------------------
 
 

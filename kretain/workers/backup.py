@@ -243,13 +243,9 @@ class _Archiver:
     async def record_progress(self) -> None:
         """How far each streaming file got (the heartbeat calls this): the bytes its sink
         holds durably (a local .part, the parts an S3 upload has stored)."""
-        for asset, sink in list(self.active.values()):
-            await queries.update_asset_backup(
-                self.ctx.store,
-                asset,
-                bytes_done=sink.durable,
-                backup_state=AssetBackupState.PARTIAL,
-            )
+        await queries.record_backup_progress(
+            self.ctx.store, [(asset, sink.durable) for asset, sink in self.active.values()]
+        )
 
     # ---- one entry ------------------------------------------------------------------------
     async def entry(self, row: EntryRow) -> bool:

@@ -264,3 +264,25 @@ async def test_runs_windows_meta_and_status(store: Store) -> None:
     rows = await q.status_rows(store)
     assert [(r.state, r.policy, r.entries) for r in rows] == [(State.CANDIDATE, "4-year", 3)]
     assert len(await q.entries_in_state(store, "candidate", action="delete_entry", limit=2)) == 2
+
+
+async def test_backup_progress_never_undoes_a_finished_file(store: Store) -> None:
+    """The heartbeat reads the files in flight, then writes how far each got; a file that
+    was verified in between keeps its verification (it once went back to partial, and the
+    end-of-stage clean-up then forgot the archived copy)."""
+    await t.admit(store, [cand(fields("0_prog0001"))], run_id=1)
+    e = "0_prog0001"
+    a = {"id": "0_thm00001", "sizeInBytes": 4096}
+    b = {"id": "0_thm00002", "sizeInBytes": 4096}
+    await q.replace_assets(store, e, [columns("thumb", a, entry=e), columns("thumb", b, entry=e)])
+    stored = {x.id: x for x in await q.assets_of(store, e)}
+    in_flight = [(stored["0_thm00001"], 1024), (stored["0_thm00002"], 2048)]
+    await q.update_asset_backup(
+        store, stored["0_thm00002"], archive_path="p/thumb.jpg", bytes_done=4096, sha256="cd",
+        backup_state=AssetBackupState.VERIFIED, verified_at=T0,
+    )  # fmt: skip
+    await q.record_backup_progress(store, in_flight)
+    after = {x.id: x for x in await q.assets_of(store, e)}
+    assert (after["0_thm00001"].backup_state, after["0_thm00001"].bytes_done) == ("partial", 1024)
+    assert (after["0_thm00002"].backup_state, after["0_thm00002"].bytes_done) == ("verified", 4096)
+    assert after["0_thm00002"].sha256 == "cd"
