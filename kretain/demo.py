@@ -107,14 +107,14 @@ def run_demo(
         f"\ndemo finished in {time.monotonic() - started:.0f}s, {requests:,} HTTP requests to "
         "the simulator"
     )
+    prog = _program()
     _say(f"state database: {settings.db}; try, for example:")
     for command in (
         "status",
         "export --state deleted",
-        "run --delete  (the plan for the rest; add --yes to act)",
         'query "select state, count(*) from entries group by state"',
     ):
-        _say(f"  kretain --db {settings.db} {command}")
+        _say(f"  {prog} --db {settings.db} {command}")
     from kretain.reports.report import default_report_path, write_report
 
     path = default_report_path(settings.db, "html")
@@ -122,7 +122,19 @@ def run_demo(
         write_report(settings.db, path, policy=settings.policy, fallback_as_of=settings.as_of)
     )
     _say(f"\nreport for decision makers: {path}")
-    _say(f"  (open it in a browser; kretain --db {settings.db} report writes it again)")
+    _say(f"  (open it in a browser; {prog} --db {settings.db} report writes it again)")
+
+
+def _program() -> str:
+    """How to run kretain again from here: ``kretain`` when that is the one on PATH, else
+    the path it was started by (``make demo`` runs ``.venv/bin/kretain``, not on PATH)."""
+    started_as = sys.argv[0]
+    if Path(started_as).name != "kretain":
+        return "kretain"  # python -m kretain, or a test
+    on_path = shutil.which("kretain")
+    if on_path and Path(on_path).resolve() == Path(started_as).resolve():
+        return "kretain"
+    return started_as
 
 
 def _fresh_directory(directory: Path) -> Path:

@@ -105,3 +105,21 @@ def test_demo_refuses_a_directory_it_did_not_make(tmp_path: Path) -> None:
     assert result.exit_code != 0
     assert "not a kretain demo directory" in result.output
     assert (tmp_path / "mine" / "thesis.txt").read_text() == "keep me"
+
+
+def test_the_demo_names_kretain_as_the_user_can_run_it(tmp_path, monkeypatch) -> None:
+    """`make demo` runs .venv/bin/kretain, which is not on PATH: the hints the demo prints
+    must name that path, or a new user's first command fails with 'command not found'."""
+    from kretain import demo
+
+    venv_bin = tmp_path / ".venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    (venv_bin / "kretain").write_text("#!/bin/sh\n")
+    (venv_bin / "kretain").chmod(0o755)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    monkeypatch.setattr("sys.argv", [str(venv_bin / "kretain"), "demo"])
+    assert demo._program() == str(venv_bin / "kretain")
+    monkeypatch.setenv("PATH", f"{venv_bin}:/usr/bin:/bin")
+    assert demo._program() == "kretain"
+    monkeypatch.setattr("sys.argv", ["/x/kretain/__main__.py", "demo"])
+    assert demo._program() == "kretain"
