@@ -1,6 +1,6 @@
 """Regenerate the README's picture of the report: the demo's report in headless Chromium.
 
-    make demo                                    # once: the 45,000-entry demo database
+    make demo                                    # once: the demo database
     .venv/bin/python scripts/report_screenshot.py [--db kretain-demo/kretain.db]
         [--out docs/report.png] [--width 1280] [--height 1900]
 
