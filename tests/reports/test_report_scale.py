@@ -66,7 +66,6 @@ async def _summary_seconds(db: Path) -> float:
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_ctrl_c_stops_a_long_report_at_once(tmp_path: Path) -> None:
-    import os
     import signal
 
     bench = _bench()
