@@ -352,6 +352,24 @@ async def mark_removed(
         )
 
 
+async def removed_flavors(store: Store, entry_ids: Sequence[str]) -> dict[str, list[AssetRow]]:
+    """The flavors kretain removed (``removed_at`` set) of each of these entries that has
+    any, whatever the entry's state now."""
+    out: dict[str, list[AssetRow]] = {}
+    for start in range(0, len(entry_ids), 500):
+        chunk = list(entry_ids[start : start + 500])
+        marks = ", ".join("?" for _ in chunk)
+        rows = await store.fetchall(
+            f"SELECT * FROM assets WHERE entry_id IN ({marks}) AND kind = 'flavor' "
+            "AND removed_at IS NOT NULL ORDER BY entry_id, id",
+            chunk,
+        )
+        for r in rows:
+            asset = AssetRow.from_row(r)
+            out.setdefault(asset.entry_id, []).append(asset)
+    return out
+
+
 async def set_held(store: Store, reasons: Mapping[str, str | None], when: int) -> None:
     """Why the delete stage's last plan held each row back (None: it did not)."""
     async with store.transaction() as conn:

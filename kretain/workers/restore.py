@@ -84,7 +84,7 @@ from kretain.kaltura.transport import ByteSource, FileChanged, FilePart
 from kretain.store import queries, transitions
 from kretain.store.db import Store
 from kretain.store.db import now as wall_now
-from kretain.store.models import EntryRow
+from kretain.store.models import AssetRow, EntryRow
 from kretain.store.states import State
 from kretain.workers.backup import ENTRY_JSON_FORMAT
 from kretain.workers.claims import ClaimLoop, ClaimPhase
@@ -1176,9 +1176,11 @@ async def restore(
     result = RestoreResult()
     worker = _Restorer(ctx, opts, result)
     wanted = [r for r in rows if r.state in queries.RESTORABLE_STATES]
-    for r in rows:
-        if r.state not in queries.RESTORABLE_STATES:
-            result.outcomes.append(EntryOutcome(r.id, str(r.state), "nothing", _why_not(r)))
+    others = [r for r in rows if r.state not in queries.RESTORABLE_STATES]
+    removed = await queries.removed_flavors(ctx.store, [r.id for r in others])
+    for r in others:
+        why = _why_not(r, removed.get(r.id, ()))
+        result.outcomes.append(EntryOutcome(r.id, str(r.state), "nothing", why))
     ids = [r.id for r in wanted]
 
     async def handle(rows: list[EntryRow]) -> list[str]:
@@ -1209,7 +1211,8 @@ async def restore(
     return result
 
 
-def _why_not(row: EntryRow) -> str:
+def _why_not(row: EntryRow, removed: Sequence[AssetRow] = ()) -> str:
+    """Why a row is not restored; ``removed``: the flavors kretain removed from it."""
     if row.state == State.RESTORED:
         return f"already restored as {row.new_entry_id}"
     if row.state == State.RESTORING:
@@ -1228,6 +1231,16 @@ def _why_not(row: EntryRow) -> str:
             f"the delete stage failed on it{why}: part of it may be removed; restore it once "
             "a run has finished the delete"
         )
+    if removed:
+        # A strip stopped part-way, then the entry was played or exempted: it is no longer
+        # due, but what the strip removed stays removed.
+        params = ", ".join(sorted({str(a.flavor_params_id) for a in removed}))
+        return (
+            f"state {row.state}, but a strip that did not finish removed {len(removed)} of its "
+            f"flavors (params {params}) first; restore takes only deleted, recycled and "
+            "stripped entries: Kaltura rebuilds those flavors from the source with "
+            "flavorAsset.convert"
+        )
     return f"state {row.state}: nothing was removed from Kaltura"
 
 
@@ -1240,11 +1253,14 @@ async def plan_restore(
     out: list[EntryOutcome] = []
     pid = client.config.partner_id
     archives = _Archives(options)
+    others = [r.id for r in rows if r.state not in queries.RESTORABLE_STATES]
+    removed = await queries.removed_flavors(store, others)
     try:
         for row in rows:
             state = str(row.state)
             if row.state not in queries.RESTORABLE_STATES:
-                out.append(EntryOutcome(row.id, state, "nothing", _why_not(row)))
+                why = _why_not(row, removed.get(row.id, ()))
+                out.append(EntryOutcome(row.id, state, "nothing", why))
                 continue
             try:
                 out.append(await _plan_one(store, client, row, archives, pid))

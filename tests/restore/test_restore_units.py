@@ -286,3 +286,46 @@ async def test_restore_bookkeeping_and_exemptions(tmp_path: Path) -> None:
             "SELECT outcome FROM events WHERE entry_id = '0_new00001' AND kind = 'admin'"
         )
         assert [e[0] for e in events] == ["exempted", "exemption_lifted"]
+
+
+async def test_a_kept_entry_an_unfinished_strip_removed_flavors_from_is_not_called_untouched(
+    tmp_path: Path,
+) -> None:
+    """A strip stopped part-way, then the entry was played: it is kept, but two of its
+    flavors are gone. The restore must say so (and how to get them back), not "nothing was
+    removed from Kaltura"."""
+    from kretain.store.models import asset_columns
+    from kretain.workers.restore import _why_not
+
+    async with await open_store(tmp_path / "k.db") as store:
+        ids = ["0_kept0001", "0_kept0002"]
+        await transitions.admit(
+            store,
+            [Admission(entry_fields_from_wire(wire(id=i)), State.CANDIDATE, "2-year",
+                       Action.DELETE_FLAVORS) for i in ids],
+            run_id=None,
+        )  # fmt: skip
+        for i in ids:
+            flavors = [
+                {"id": f"{i}_src", "isOriginal": True, "flavorParamsId": 0, "sizeInBytes": 900},
+                {"id": f"{i}_low", "flavorParamsId": 4, "sizeInBytes": 300},
+                {"id": f"{i}_mid", "flavorParamsId": 5, "sizeInBytes": 500},
+            ]
+            cols = [
+                asset_columns(rules.parse_asset("flavor", {"entryId": i, **w}, owner=i),
+                              top_entry=i, is_source=w["id"].endswith("_src"))
+                for w in flavors
+            ]  # fmt: skip
+            await queries.replace_assets(store, i, cols)
+            await transitions.move(store, i, State.CANDIDATE, State.KEPT, run_id=None)
+        await queries.mark_removed(store, "0_kept0001", ["0_kept0001_low", "0_kept0001_mid"], 50)
+        removed = await queries.removed_flavors(store, ids)
+        assert {k: [a.id for a in v] for k, v in removed.items()} == {
+            "0_kept0001": ["0_kept0001_low", "0_kept0001_mid"]
+        }
+        stripped_row = await queries.get_entry(store, "0_kept0001")
+        untouched_row = await queries.get_entry(store, "0_kept0002")
+    why = _why_not(stripped_row, removed["0_kept0001"])  # type: ignore[arg-type]
+    assert "removed 2 of its flavors (params 4, 5)" in why and "flavorAsset.convert" in why
+    assert "nothing was removed" not in why
+    assert _why_not(untouched_row, ()) == "state kept: nothing was removed from Kaltura"  # type: ignore[arg-type]
