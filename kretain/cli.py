@@ -854,7 +854,9 @@ def restore_command(
               metadata, source, captions, attachments, thumbnails and children;
               Kaltura does not let a client set createdAt, plays or lastPlayedAt:
               the originals are noted in the description
-    stripped  the removed flavors are converted again from the source
+    stripped  the removed flavors are converted again from the source (also for
+              a kept or exempt entry, named by id, that a strip stopped part-way
+              left with flavors removed)
 
     Name entries (ENTRY_ID..., --file) or pick them with --owner, --policy and
     --state. Without --yes nothing changes: each entry's plan is printed. The archive

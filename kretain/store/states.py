@@ -102,8 +102,9 @@ ALLOWED: dict[State, frozenset[State]] = {
         {S.RESTORED, S.KEPT, S.EXEMPT, S.DELETED, S.RECYCLED, S.STRIPPED, S.ERROR}
     ),
     S.RESTORED: frozenset(),
-    S.EXEMPT: frozenset({S.CANDIDATE, S.KEPT, S.ERROR, S.GONE}),
-    S.KEPT: frozenset({S.CANDIDATE, S.EXEMPT, S.ERROR, S.GONE}),
+    # Kept or exempt after a strip that did not finish (flavors removed): its restore.
+    S.EXEMPT: frozenset({S.CANDIDATE, S.KEPT, S.ERROR, S.GONE, S.RESTORING}),
+    S.KEPT: frozenset({S.CANDIDATE, S.EXEMPT, S.ERROR, S.GONE, S.RESTORING}),
     S.ERROR: frozenset({S.CANDIDATE, S.SIZED, S.KEPT, S.EXEMPT, S.GONE}),
     S.BACKUP_FAILED: frozenset({S.DOWNLOADING, S.SIZED, S.ARCHIVED, S.CANDIDATE}) | _SIDE,
     S.DELETE_FAILED: frozenset({S.DELETING, S.ARCHIVED, S.SIZED, S.CANDIDATE}) | _SIDE,

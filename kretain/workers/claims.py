@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -49,7 +49,9 @@ class ClaimPhase:
     max_attempts: int | None = None
     up_front: bool = False
     policies: tuple[str, ...] | None = None  # only rows of these rules
-    entry_ids: frozenset[str] | None = None  # only these rows (at most 500): a restore's
+    # Only these rows (at most 500): a restore's. Read at each claim, so the caller may
+    # narrow it as rows are handled.
+    entry_ids: Collection[str] | None = None
 
 
 class ClaimLoop:

@@ -113,6 +113,11 @@ CHUNK_SIZE = 16 << 20  # bytes per uploadToken.upload
 LOST_ANSWER_RESENDS = 2  # a lost call Kaltura shows no effect of is sent again this often
 BLOCKED_RETRIES = 8  # ACTION_BLOCKED answers one call may get before the entry fails
 RECOGNITION_SLACK = 900  # seconds of clock difference allowed when finding what a call made
+# A strip stopped part-way, then the entry was played or exempted: the row is kept or exempt
+# with flavors removed (assets.removed_at). A restore that names it converts them again.
+PARTLY_STRIPPED_STATES = (State.KEPT, State.EXEMPT)
+FLAVORS_BACK_STATES = (State.STRIPPED, *PARTLY_STRIPPED_STATES)  # restored by flavorAsset.convert
+CLAIMED_STATES = (*queries.RESTORABLE_STATES, *PARTLY_STRIPPED_STATES)
 # KalturaUploadTokenStatus and asset statuses the restore reads.
 TOKEN_PENDING, TOKEN_PARTIAL, TOKEN_FULL, TOKEN_CLOSED = 0, 1, 2, 3
 ASSET_QUEUED, ASSET_READY, ASSET_IMPORTING = 0, 2, 7
@@ -448,7 +453,7 @@ class _Restorer:
                 outcome = await self._from_bin(row)
             elif origin == State.DELETED:
                 outcome = await self._from_archive(row)
-            elif origin == State.STRIPPED:
+            elif origin in FLAVORS_BACK_STATES:
                 outcome = await self._rebuild_flavors(row)
             else:  # pragma: no cover - the claim takes only the three states
                 raise _Refused(f"state {origin} has nothing to restore")
@@ -601,7 +606,7 @@ class _Restorer:
             {"action": None, "exempt_by": rules.RESTORED_EXEMPTION},
         )
         self.result.rebuilt += 1
-        return EntryOutcome(row.id, str(State.STRIPPED), "rebuilt", reason)
+        return EntryOutcome(row.id, str(row.lease_from_state or row.state), "rebuilt", reason)
 
     async def _convert(self, owner: str, params: int) -> bool:
         await self.client.convert_flavor(owner, params)
@@ -1175,24 +1180,27 @@ async def restore(
     opts = options or RestoreOptions()
     result = RestoreResult()
     worker = _Restorer(ctx, opts, result)
-    wanted = [r for r in rows if r.state in queries.RESTORABLE_STATES]
-    others = [r for r in rows if r.state not in queries.RESTORABLE_STATES]
-    removed = await queries.removed_flavors(ctx.store, [r.id for r in others])
-    for r in others:
-        why = _why_not(r, removed.get(r.id, ()))
-        result.outcomes.append(EntryOutcome(r.id, str(r.state), "nothing", why))
+    wanted, others = await _restorable(ctx.store, rows)
+    for r, removed in others:
+        result.outcomes.append(EntryOutcome(r.id, str(r.state), "nothing", _why_not(r, removed)))
     ids = [r.id for r in wanted]
+    # The rows the claim may still take; each is taken once: a row restored to kept (out of
+    # the bin, or its flavors rebuilt) is in a state the claim takes, and must not be
+    # handed to the worker again in this run.
+    untaken: set[str] = set()
 
     async def handle(rows: list[EntryRow]) -> list[str]:
+        untaken.difference_update(r.id for r in rows)
         # Rows that failed stay leased; the loop hands them back when it ends.
         return [row.id for row in rows if await worker.entry(row)]
 
     try:
         for start in range(0, len(ids), 500):
-            chunk = frozenset(ids[start : start + 500])
+            untaken.clear()
+            untaken.update(ids[start : start + 500])
             loop = ClaimLoop(
                 ctx,
-                [ClaimPhase(queries.RESTORABLE_STATES, State.RESTORING, entry_ids=chunk)],
+                [ClaimPhase(CLAIMED_STATES, State.RESTORING, entry_ids=untaken)],
                 batch_size=1,
                 concurrency=opts.concurrency,
                 lease_seconds=opts.lease_seconds,
@@ -1209,6 +1217,26 @@ async def restore(
     worker.emit("restore.done")
     ctx.outcome("restore", **result.as_counts())
     return result
+
+
+async def _restorable(
+    store: Store, rows: Sequence[EntryRow]
+) -> tuple[list[EntryRow], list[tuple[EntryRow, list[AssetRow]]]]:
+    """The rows a restore takes (deleted, recycled, stripped; kept or exempt ones a strip
+    that did not finish left with flavors removed), and the others with the flavors kretain
+    removed from them (for the reason they are not taken)."""
+    maybe = [r.id for r in rows if r.state not in queries.RESTORABLE_STATES]
+    removed = await queries.removed_flavors(store, maybe)
+    wanted: list[EntryRow] = []
+    others: list[tuple[EntryRow, list[AssetRow]]] = []
+    for r in rows:
+        if r.state in queries.RESTORABLE_STATES or (
+            r.state in PARTLY_STRIPPED_STATES and r.id in removed
+        ):
+            wanted.append(r)
+        else:
+            others.append((r, removed.get(r.id, [])))
+    return wanted, others
 
 
 def _why_not(row: EntryRow, removed: Sequence[AssetRow] = ()) -> str:
@@ -1232,14 +1260,12 @@ def _why_not(row: EntryRow, removed: Sequence[AssetRow] = ()) -> str:
             "a run has finished the delete"
         )
     if removed:
-        # A strip stopped part-way, then the entry was played or exempted: it is no longer
-        # due, but what the strip removed stays removed.
+        # A strip that did not finish, on a row still on its way (or in error, or gone).
         params = ", ".join(sorted({str(a.flavor_params_id) for a in removed}))
         return (
-            f"state {row.state}, but a strip that did not finish removed {len(removed)} of its "
-            f"flavors (params {params}) first; restore takes only deleted, recycled and "
-            "stripped entries: Kaltura rebuilds those flavors from the source with "
-            "flavorAsset.convert"
+            f"state {row.state}: a strip that did not finish removed {len(removed)} of its "
+            f"flavors (params {params}); restore it once a run has settled it (stripped, or "
+            "kept or exempt when it is no longer due)"
         )
     return f"state {row.state}: nothing was removed from Kaltura"
 
@@ -1253,13 +1279,13 @@ async def plan_restore(
     out: list[EntryOutcome] = []
     pid = client.config.partner_id
     archives = _Archives(options)
-    others = [r.id for r in rows if r.state not in queries.RESTORABLE_STATES]
-    removed = await queries.removed_flavors(store, others)
+    wanted, others = await _restorable(store, rows)
+    not_taken = {r.id: removed for r, removed in others}
     try:
         for row in rows:
             state = str(row.state)
-            if row.state not in queries.RESTORABLE_STATES:
-                why = _why_not(row, removed.get(row.id, ()))
+            if row.id in not_taken:
+                why = _why_not(row, not_taken[row.id])
                 out.append(EntryOutcome(row.id, state, "nothing", why))
                 continue
             try:
@@ -1277,7 +1303,7 @@ async def _plan_one(
     store: Store, client: KalturaClient, row: EntryRow, archives: _Archives, pid: int
 ) -> EntryOutcome:
     state = str(row.state)
-    if row.state == State.STRIPPED:
+    if row.state in FLAVORS_BACK_STATES:
         removed = [
             a
             for a in await queries.assets_of(store, row.id)

@@ -7,6 +7,9 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import os
+import signal
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ from restore_support import (
     SPEC,
     client_for,
     kretain,
+    kretain_child,
     new_run,
     retention_config,
     retention_env,
@@ -293,6 +297,56 @@ def test_stripped_entries_get_their_flavors_back_children_too(tmp_path: Path) ->
         before = len(sim.mutations)
         again = kretain(sim, db, "restore", *eids, "--yes")
         assert again.exit_code == 0 and len(sim.mutations) == before  # a second time: nothing
+
+
+def test_flavors_a_stopped_strip_removed_come_back_after_the_entry_was_exempted(
+    tmp_path: Path,
+) -> None:
+    """A strip is killed after its first flavorAsset.delete; before the next run the entry
+    is exempted (added to the exempt id list). The next run settles the stopped strip and
+    exempts the row, with one flavor removed: `kretain restore ID` converts it again."""
+    eid = ENTRIES["captions_emoji"]
+    db = tmp_path / "k.db"
+    with run_simulator(SPEC) as sim:
+        before = stripped_flavors(sim, eid)
+        assert len(before) >= 3
+        config = retention_config(sim, db, [eid], "strip", backup=False)
+        env = retention_env(None)
+        audit = kretain(sim, db, "run", "--no-progress", config=config, **env)
+        assert audit.exit_code == 0, audit.output
+        sim.knobs.set_rate_limit("flavorAsset.delete", 1, 600)  # one call, then blocked
+        child = kretain_child(sim, db, "run", "--no-progress", "--delete", "--yes",
+                              config=config, **env)  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while len(calls(sim, "flavorasset", "delete")) < 2:  # one done, one blocked
+                assert child.poll() is None, child.stderr.read().decode()[-2000:]  # type: ignore[union-attr]
+                assert time.monotonic() < deadline, "the strip never started"
+                time.sleep(0.02)
+            os.kill(child.pid, signal.SIGKILL)
+        finally:
+            child.wait(timeout=10)
+            child.stderr.close()  # type: ignore[union-attr]
+        sim.knobs.rate_limits = {}
+        gone = before - stripped_flavors(sim, eid)
+        assert len(gone) == 1
+        others = db.parent / "others.txt"
+        others.write_text(others.read_text() + f"{eid}\n")  # exempted since
+        settle = kretain(sim, db, "run", "--no-progress", "--delete", config=config, **env)
+        assert settle.exit_code == 0, settle.output
+        row = row_of(db, eid)
+        assert row.state == State.EXEMPT
+        dry = kretain(sim, db, "restore", eid)
+        assert dry.exit_code == 0 and "would rebuild flavors" in dry.stdout, dry.output
+        done = kretain(sim, db, "restore", eid, "--yes")
+        assert done.exit_code == 0, done.output
+        assert stripped_flavors(sim, eid) == before
+        converts = calls(sim, "flavorasset", "convert")
+        assert [c["params"].get("flavorParamsId") for c in converts] == [str(p) for p in gone]
+        row = row_of(db, eid)
+        assert row.state == State.KEPT and row.exempt_by == rules.RESTORED_EXEMPTION
+        again = kretain(sim, db, "restore", eid, "--yes")
+        assert again.exit_code == 0 and len(calls(sim, "flavorasset", "convert")) == 1
 
 
 async def _restore_directly(sim: Any, db: Path, ids: list[str], opts: RestoreOptions) -> Any:

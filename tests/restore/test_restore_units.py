@@ -288,17 +288,16 @@ async def test_restore_bookkeeping_and_exemptions(tmp_path: Path) -> None:
         assert [e[0] for e in events] == ["exempted", "exemption_lifted"]
 
 
-async def test_a_kept_entry_an_unfinished_strip_removed_flavors_from_is_not_called_untouched(
-    tmp_path: Path,
-) -> None:
-    """A strip stopped part-way, then the entry was played: it is kept, but two of its
-    flavors are gone. The restore must say so (and how to get them back), not "nothing was
-    removed from Kaltura"."""
+async def test_rows_an_unfinished_strip_removed_flavors_from(tmp_path: Path) -> None:
+    """A strip stopped part-way leaves flavors marked removed. Kept since (played or exempted),
+    the row is taken by a restore (its flavors are converted again); still on its way
+    (sized), it is not, and the reason names what was removed instead of "nothing was
+    removed from Kaltura"; a kept row with no removed flavor is not taken."""
     from kretain.store.models import asset_columns
-    from kretain.workers.restore import _why_not
+    from kretain.workers.restore import _restorable, _why_not
 
     async with await open_store(tmp_path / "k.db") as store:
-        ids = ["0_kept0001", "0_kept0002"]
+        ids = ["0_kept0001", "0_size0001", "0_kept0002"]
         await transitions.admit(
             store,
             [Admission(entry_fields_from_wire(wire(id=i)), State.CANDIDATE, "2-year",
@@ -317,15 +316,19 @@ async def test_a_kept_entry_an_unfinished_strip_removed_flavors_from_is_not_call
                 for w in flavors
             ]  # fmt: skip
             await queries.replace_assets(store, i, cols)
-            await transitions.move(store, i, State.CANDIDATE, State.KEPT, run_id=None)
-        await queries.mark_removed(store, "0_kept0001", ["0_kept0001_low", "0_kept0001_mid"], 50)
+        for i, state in (("0_kept0001", State.KEPT), ("0_size0001", State.SIZED),
+                         ("0_kept0002", State.KEPT)):  # fmt: skip
+            await transitions.move(store, i, State.CANDIDATE, state, run_id=None)
+        for i in ("0_kept0001", "0_size0001"):
+            await queries.mark_removed(store, i, [f"{i}_low", f"{i}_mid"], 50)
         removed = await queries.removed_flavors(store, ids)
-        assert {k: [a.id for a in v] for k, v in removed.items()} == {
-            "0_kept0001": ["0_kept0001_low", "0_kept0001_mid"]
-        }
-        stripped_row = await queries.get_entry(store, "0_kept0001")
-        untouched_row = await queries.get_entry(store, "0_kept0002")
-    why = _why_not(stripped_row, removed["0_kept0001"])  # type: ignore[arg-type]
-    assert "removed 2 of its flavors (params 4, 5)" in why and "flavorAsset.convert" in why
-    assert "nothing was removed" not in why
-    assert _why_not(untouched_row, ()) == "state kept: nothing was removed from Kaltura"  # type: ignore[arg-type]
+        assert sorted(removed) == ["0_kept0001", "0_size0001"]
+        assert [a.id for a in removed["0_kept0001"]] == ["0_kept0001_low", "0_kept0001_mid"]
+        rows = [await queries.get_entry(store, i) for i in ids]
+        wanted, others = await _restorable(store, rows)  # type: ignore[arg-type]
+    assert [r.id for r in wanted] == ["0_kept0001"]
+    reasons = {r.id: _why_not(r, gone) for r, gone in others}
+    assert reasons["0_size0001"].startswith(
+        "state sized: a strip that did not finish removed 2 of its flavors (params 4, 5)"
+    )
+    assert reasons["0_kept0002"] == "state kept: nothing was removed from Kaltura"
