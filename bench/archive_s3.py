@@ -36,24 +36,6 @@ ENTRIES, SEED = 3_000, 1
 BIG = "0_31the0sy"  # its source flavor is ~2.0 GB
 
 
-def start_simulator(db: Path, cap: float | None) -> tuple[subprocess.Popen[str], str]:
-    limit = ["--total-bandwidth", str(cap)] if cap else []
-    proc = subprocess.Popen(
-        [
-            sys.executable, "-m", "kretain.simulator", "--port", "0", "--db", str(db),
-            "--entries", str(ENTRIES), "--seed", str(SEED), "--no-rate-limits", *limit,
-        ],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    url = line.rsplit(" at ", 1)[-1].strip()
-    if not url.startswith("http"):
-        proc.kill()
-        raise SystemExit(f"simulator did not start: {line!r}")
-    return proc, url
-
-
 async def child(args: dict[str, Any]) -> None:
     """The kretain side: get the URL, stream it into S3, report."""
     from kretain.archive.s3 import S3Target
@@ -92,6 +74,7 @@ def run(opts: argparse.Namespace, work: Path) -> None:
     from kretain.archive.testing import run_seaweedfs
     from kretain.simulator.content import content_sha256
     from kretain.simulator.partner import Partner, PartnerSpec
+    from kretain.simulator.testing import start_simulator_process
 
     spec = PartnerSpec(entries=ENTRIES, seed=SEED)
     partner_db = work / "partner.sqlite"
@@ -103,7 +86,11 @@ def run(opts: argparse.Namespace, work: Path) -> None:
     capped = opts.limit == "server"
     print(f"file: source flavor {source['id']} of {BIG}, {size / 1e9:.2f} GB")
     print(f"cap: {cap / 1e6:.0f} MB/s on the simulator" if capped else "cap: none (ceiling)")
-    sim, url = start_simulator(partner_db, cap if capped else None)
+    limit = ["--total-bandwidth", str(cap)] if capped else []
+    sim, url = start_simulator_process(
+        "--db", str(partner_db), "--entries", str(ENTRIES), "--seed", str(SEED),
+        "--no-rate-limits", *limit,
+    )  # fmt: skip
     try:
         with run_seaweedfs(work / "seaweedfs", bucket="kretain-bench") as s3:
             args = {

@@ -18,7 +18,6 @@ import os
 import resource
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -32,28 +31,8 @@ from kretain.kaltura.client import KalturaClient
 from kretain.log import configure_logging
 from kretain.progress import ProgressReporter
 from kretain.simulator.partner import Partner, PartnerSpec
+from kretain.simulator.testing import start_simulator_process
 from kretain.workers.runner import client_config, run_pipeline
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_simulator(spec: PartnerSpec, db: Path, latency_ms: float) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    cmd = [
-        sys.executable, "-m", "kretain.simulator", "--port", str(port),
-        "--entries", str(spec.entries), "--seed", str(spec.seed), "--burst", str(spec.burst),
-        "--db", str(db), "--latency-ms", str(latency_ms),
-    ]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if " at http://" in line:
-            return proc, line.split(" at ", 1)[1].strip()
-    raise SystemExit(f"simulator did not start (exit {proc.wait()})")
 
 
 def peak_rss_mb() -> float:
@@ -149,7 +128,10 @@ def main() -> None:
     state = args.work / "audit"
     shutil.rmtree(state, ignore_errors=True)
     state.mkdir()
-    proc, url = start_simulator(spec, partner_db, args.latency_ms)
+    proc, url = start_simulator_process(
+        "--entries", str(spec.entries), "--seed", str(spec.seed), "--burst", str(spec.burst),
+        "--db", str(partner_db), "--latency-ms", str(args.latency_ms),
+    )  # fmt: skip
     try:
         as_of = datetime.fromtimestamp(spec.now, UTC).date().isoformat()
         settings = load_settings(

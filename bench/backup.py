@@ -33,8 +33,6 @@ import contextlib
 import os
 import resource
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -47,6 +45,7 @@ from kretain.kaltura.client import ClientConfig, KalturaClient
 from kretain.policy import Policy, Rule
 from kretain.rules import NON_READY_STATUSES
 from kretain.simulator.partner import Partner, PartnerSpec
+from kretain.simulator.testing import start_simulator_process
 from kretain.store import queries, transitions
 from kretain.store.db import open_store
 from kretain.store.models import entry_fields_from_wire
@@ -102,24 +101,6 @@ def pick_entries(partner: Partner, total: int) -> tuple[list[str], int]:
     return chosen, acc
 
 
-def start_simulator(db: Path, cap: float | None) -> tuple[subprocess.Popen[str], str]:
-    limit = ["--total-bandwidth", str(cap)] if cap else []
-    proc = subprocess.Popen(
-        [
-            sys.executable, "-m", "kretain.simulator", "--port", "0", "--db", str(db),
-            "--entries", str(SPEC.entries), "--seed", str(SPEC.seed), "--no-rate-limits", *limit,
-        ],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    url = line.rsplit(" at ", 1)[-1].strip()
-    if not url.startswith("http"):
-        proc.kill()
-        raise SystemExit(f"simulator did not start: {line!r}")
-    return proc, url
-
-
 @contextlib.contextmanager
 def archive_store(args: argparse.Namespace, work: Path) -> Iterator[tuple[str, str | None]]:
     """(archive, S3 endpoint): a directory in ``work``, the S3 archive named, or that archive
@@ -150,7 +131,11 @@ async def _run(args: argparse.Namespace, work: Path, target: ArchiveTarget) -> N
     ids, planned = pick_entries(partner, int(args.total_gib * GiB))
     partner.close()
     print(f"archive set: {len(ids)} entries, {planned / GiB:.2f} GiB (largest file ~2 GB)")
-    sim, url = start_simulator(partner_db, cap if args.limit == "server" else None)
+    limit = ["--total-bandwidth", str(cap)] if args.limit == "server" else []
+    sim, url = start_simulator_process(
+        "--db", str(partner_db), "--entries", str(SPEC.entries), "--seed", str(SPEC.seed),
+        "--no-rate-limits", *limit,
+    )  # fmt: skip
     who = {"server": "the simulator", "client": "backup(bandwidth=)", "none": "nobody (ceiling)"}
     print(f"cap: {cap / 1e6:.0f} MB/s enforced by {who[args.limit]}")
     try:

@@ -25,7 +25,6 @@ import os
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -36,6 +35,7 @@ from kretain.config import load_settings
 from kretain.kaltura.client import KalturaClient
 from kretain.log import configure_logging
 from kretain.simulator.partner import Partner, PartnerSpec
+from kretain.simulator.testing import start_simulator_process
 from kretain.store import queries
 from kretain.store.db import open_store
 from kretain.workers.context import RunContext
@@ -43,28 +43,15 @@ from kretain.workers.delete import DeleteOptions, delete, plan_path_for
 from kretain.workers.runner import archive_target, client_config
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_simulator(
     spec: PartnerSpec, db: Path, latency_ms: float, limits: list[str]
 ) -> tuple[subprocess.Popen[str], str]:
     rules = [x for limit in limits for x in ("--rate-limit", limit)] or ["--no-rate-limits"]
-    cmd = [
-        sys.executable, "-m", "kretain.simulator", "--port", str(free_port()),
+    return start_simulator_process(
         "--entries", str(spec.entries), "--seed", str(spec.seed), "--db", str(db),
         "--latency-ms", str(latency_ms), "--max-file-bytes", str(spec.max_file_bytes),
         "--no-traps", *rules,
-    ]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if " at http://" in line:
-            return proc, line.split(" at ", 1)[1].strip()
-    raise SystemExit(f"simulator did not start (exit {proc.wait()})")
+    )  # fmt: skip
 
 
 def stop(proc: subprocess.Popen[str]) -> None:

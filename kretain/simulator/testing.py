@@ -16,6 +16,8 @@ use ``asyncio.run`` (e.g. click commands through CliRunner) in the main thread.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -117,3 +119,19 @@ def run_simulator(
         thread.join(timeout=10)
         if owned:
             partner.close()
+
+
+def start_simulator_process(*args: str) -> tuple[subprocess.Popen[str], str]:
+    """``python -m kretain.simulator --port 0 ARGS`` in a process of its own, and its URL once
+    it listens. For benchmarks: the simulator stands in for a Kaltura that runs elsewhere, so
+    its CPU and memory are not the measured process's. Stop it with SIGINT."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kretain.simulator", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if " at http://" in line:
+            return proc, line.rsplit(" at ", 1)[1].strip()
+    raise SystemExit(f"simulator did not start (exit {proc.wait()})")

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from interrupting import interrupt_when_open
 
 from kretain.store import open_store
 
@@ -27,20 +26,6 @@ def make_db(path: Path) -> None:
     asyncio.run(go())
 
 
-def wait_until_open(pid: int, path: Path, timeout: float = 20.0) -> None:
-    """Until the process holds the database open (its query is then under way)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            targets = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
-        except OSError:
-            targets = set()
-        if str(path) in targets:
-            return
-        time.sleep(0.02)
-    raise AssertionError("the query never opened the database")
-
-
 def test_sigint_stops_a_long_query_promptly(tmp_path: Path) -> None:
     db = tmp_path / "kretain.db"
     make_db(db)
@@ -50,18 +35,7 @@ def test_sigint_stops_a_long_query_promptly(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    try:
-        wait_until_open(proc.pid, db)
-        time.sleep(1.0)
-        assert proc.poll() is None, "the query finished before it could be interrupted"
-        proc.send_signal(signal.SIGINT)
-        sent = time.monotonic()
-        out, err = proc.communicate(timeout=5)
-        waited = time.monotonic() - sent
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    out, err, waited = interrupt_when_open(proc, db, timeout=5)
     assert proc.returncode == 130, err
     assert waited < 3, waited
     assert err.splitlines() == ["kretain: query interrupted (Ctrl-C)"], err

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from interrupting import interrupt_when_open
 
 from kretain.reports.summary import summary_report
 from kretain.store import open_store
@@ -66,8 +67,6 @@ async def _summary_seconds(db: Path) -> float:
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_ctrl_c_stops_a_long_report_at_once(tmp_path: Path) -> None:
-    import signal
-
     bench = _bench()
     db = bench.default_db(ENTRIES)
     bench.build(db, ENTRIES)
@@ -79,36 +78,8 @@ def test_ctrl_c_stops_a_long_report_at_once(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:  # until it has the database open
-            if str(db) in _open_files(proc.pid):
-                break
-            time.sleep(0.02)
-        time.sleep(1.0)
-        assert proc.poll() is None, "the report finished before it could be interrupted"
-        proc.send_signal(signal.SIGINT)
-        sent = time.monotonic()
-        stdout, stderr = proc.communicate(timeout=10)
-        waited = time.monotonic() - sent
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    stdout, stderr, waited = interrupt_when_open(proc, db)
     assert proc.returncode == 130, stderr
     assert stderr.splitlines() == ["kretain: report interrupted (Ctrl-C); nothing was written"]
     assert waited < 3, waited
     assert stdout == "" and not out.exists()
-
-
-def _open_files(pid: int) -> set[str]:
-    """The paths a process has open (a descriptor closed while they are read is skipped)."""
-    import os
-
-    paths = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            paths.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
-        except FileNotFoundError:
-            continue
-    return paths
