@@ -52,12 +52,33 @@ class LimiterStats:
     first: float | None = None
     last: float | None = None
     limits: list[int] = field(default_factory=list)  # the limit after each slowdown
+    # Each call sent a limit's worth of calls after another: the limit then, and the time
+    # between the two. Calls go in bursts (a window's worth at once is allowed), so the span
+    # from the first call to the last misstates a run's pace by up to a window; a limit of
+    # calls per such gap does not.
+    recent: deque[float] = field(default_factory=deque)
+    paced_calls: int = 0
+    paced_seconds: float = 0.0
+
+    def note(self, now: float, limit: int) -> None:
+        self.calls += 1
+        self.first = now if self.first is None else self.first
+        self.last = now
+        self.recent.append(now)
+        while len(self.recent) > limit + 1:
+            self.recent.popleft()
+        if len(self.recent) == limit + 1:
+            self.paced_calls += limit
+            self.paced_seconds += now - self.recent[0]
 
     def per_window(self, window: float) -> float | None:
-        """Calls achieved per window from the first call to the last (a run shorter than a
-        window: its calls)."""
+        """Calls achieved per window: the limit per the time from a call to the call a limit
+        later, over the run; a run of no more than a limit's worth of calls: its calls per
+        its span (a run shorter than a window: its calls)."""
         if self.first is None or self.last is None or not self.calls:
             return None
+        if self.paced_seconds > 0:
+            return self.paced_calls / self.paced_seconds * window
         span = self.last - self.first
         return float(self.calls) if span < window else (self.calls - 1) / span * window
 
@@ -119,10 +140,7 @@ class WindowLimiter:
                 await asyncio.sleep(wait)
             call = _Call(now)
             calls.append(call)
-            s = self.stats
-            s.calls += 1
-            s.first = now if s.first is None else s.first
-            s.last = now
+            self.stats.note(now, self.limit)
             return call
 
     def blocked(self) -> float:

@@ -116,3 +116,17 @@ async def test_blocked_lowers_the_rate_and_pauses_every_caller(clock: Clock) -> 
     for _ in range(40):
         limiter.blocked()
     assert limiter.limit == 1  # never below one call per window
+
+
+async def test_the_rate_achieved_is_not_inflated_by_bursts(clock: Clock) -> None:
+    """Instant calls go a window's worth at a time: 10 at 0 s, 10 at 1 s, 5 at 2 s. From
+    the first call to the last that is 24 calls in 2 s (12 per window, above the limit the
+    server enforced); a limit of calls per the gap from a call to the call a limit later
+    says what was achieved: 10 per window."""
+    limiter = WindowLimiter(10, 1.0, clock=clock)
+    sent: list[float] = []
+    for _ in range(25):
+        async with limiter.slot():
+            sent.append(clock.now)
+    assert sent[9] == 0.0 and sent[10] == 1.0 and sent[24] == 2.0
+    assert limiter.stats.per_window(1.0) == 10.0
